@@ -1,0 +1,5 @@
+import sys
+
+from twincorn.cli import main
+
+sys.exit(main())

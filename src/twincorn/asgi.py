@@ -1,0 +1,391 @@
+"""The ASGI 3.0 adapter: http scope, receive/send, lifespan.
+
+Hot path: `ASGIExchange.start` calls the application and steps its
+coroutine once by hand, inside a fresh contextvars context. An application
+that answers without waiting for anything (the usual case for small
+responses) finishes in that one step, and no asyncio Task is made for it.
+Only a coroutine that really suspends is handed to a Task, which resumes it
+where it stopped (`_Resume`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Generator, MutableMapping
+from typing import Any
+from urllib.parse import unquote
+
+from twincorn.exchange import Channel
+from twincorn.http import Request
+from twincorn.http.errors import ResponseError
+from twincorn.http.response import ResponseWriter, encode_error_response, informational
+
+log = logging.getLogger("twincorn.error")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+_DISCONNECT: Message = {"type": "http.disconnect"}
+_CONTINUE = informational(100)
+# Above this many buffered body bytes the socket stops being read until the
+# application receives them (request-side back-pressure).
+_BODY_HIGH_WATER = 1 << 16
+
+
+class _Resume:
+    """Awaitable that carries on a coroutine already stepped by hand.
+
+    `pending` is what the coroutine yielded on its first step (a future it
+    waits on, or None for a bare yield). Task machinery sends and throws
+    into this generator exactly as it would into the coroutine itself.
+    """
+
+    __slots__ = ("coro", "pending")
+
+    def __init__(self, coro: Any, pending: Any) -> None:
+        self.coro = coro
+        self.pending = pending
+
+    def __await__(self) -> Generator[Any, None, None]:
+        coro, pending = self.coro, self.pending
+        while True:
+            try:
+                yield pending
+            except BaseException as exc:  # noqa: BLE001 - forwarded, not handled
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    pending = coro.send(None)
+                except StopIteration:
+                    return
+
+
+async def _carry_on(coro: Any, pending: Any) -> None:
+    await _Resume(coro, pending)
+
+
+class ASGIAdapter:
+    """Makes an ASGIExchange per request for one ASGI application."""
+
+    busy = False  # the event loop never waits for an ASGI application
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        root_path: str = "",
+        server_header: bytes = b"",
+        lifespan: str = "auto",
+    ) -> None:
+        self.app = app
+        self.loop = loop
+        self.root_path = root_path
+        self.raw_root = root_path.encode("utf-8")
+        self.server_header = server_header
+        self.lifespan = Lifespan(app, lifespan)
+        self.context = contextvars.copy_context()
+        self.description = "asgi"
+
+    def new_exchange(self, request: Request, channel: Channel) -> ASGIExchange:
+        return ASGIExchange(self, request, channel)
+
+    async def startup(self) -> None:
+        await self.lifespan.startup()
+
+    async def shutdown(self) -> None:
+        await self.lifespan.shutdown()
+
+
+class ASGIExchange:
+    """One request's http scope, its receive and send, and its app call."""
+
+    __slots__ = (
+        "adapter",
+        "request",
+        "channel",
+        "status",
+        "bytes_sent",
+        "_body",
+        "_body_size",
+        "_more_body",
+        "_waiter",
+        "_gone",
+        "_writer",
+        "_done",
+    )
+
+    def __init__(self, adapter: ASGIAdapter, request: Request, channel: Channel) -> None:
+        self.adapter = adapter
+        self.request = request
+        self.channel = channel
+        self.status = 0
+        self.bytes_sent = 0
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._more_body = True
+        self._waiter: asyncio.Future[None] | None = None
+        self._gone = False
+        self._writer: ResponseWriter | None = None
+        self._done = False  # the response is complete (or abandoned)
+
+    # -- called by the connection ---------------------------------------
+
+    def feed_body(self, data: bytes) -> None:
+        self._body.append(data)
+        self._body_size += len(data)
+        if self._body_size > _BODY_HIGH_WATER:
+            self.channel.pause_reading()
+        self._wake()
+
+    def body_complete(self) -> None:
+        self._more_body = False
+        self._wake()
+
+    def client_gone(self) -> None:
+        self._gone = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def start(self) -> None:
+        adapter = self.adapter
+        request = self.request
+        channel = self.channel
+        raw_path = request.path
+        path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = unquote(path)
+        if adapter.root_path:
+            path = adapter.root_path + path
+            raw_path = adapter.raw_root + raw_path
+        scope: Scope = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": request.http_version,
+            "server": channel.server,
+            "client": channel.client,
+            "scheme": channel.scheme,
+            "method": request.method,
+            "root_path": adapter.root_path,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": request.query,
+            "headers": request.headers,
+            "state": adapter.lifespan.state.copy(),
+        }
+        coro = adapter.app(scope, self.receive, self.send)
+        context = adapter.context.copy()
+        try:
+            pending = context.run(coro.send, None)  # type: ignore[attr-defined]
+        except StopIteration:
+            self._app_returned()
+            return
+        except BaseException as exc:  # noqa: BLE001 - the app's error, reported
+            self._app_failed(exc)
+            return
+        task = adapter.loop.create_task(_carry_on(coro, pending), context=context)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            self._app_failed(asyncio.CancelledError())
+            return
+        exc = task.exception()
+        if exc is None:
+            self._app_returned()
+        else:
+            self._app_failed(exc)
+
+    # -- receive and send -------------------------------------------------
+
+    async def receive(self) -> Message:
+        request = self.request
+        if request.expect_continue and self._writer is None and not self._gone:
+            # RFC 9110 section 10.1.1: the client waits for this before it
+            # sends the body; it goes out when the body is first wanted.
+            request.expect_continue = False
+            self.channel.write(_CONTINUE)
+        while True:
+            if self._body or (not self._more_body and self._body_size >= 0):
+                return self._take_body()
+            if self._gone or self._done:
+                return _DISCONNECT
+            waiter = self._waiter = self.adapter.loop.create_future()
+            await waiter
+
+    def _take_body(self) -> Message:
+        body = self._body
+        data = body[0] if len(body) == 1 else b"".join(body)
+        body.clear()
+        more = self._more_body
+        if more:
+            if self._body_size > _BODY_HIGH_WATER:
+                self.channel.resume_reading()
+            self._body_size = 0
+        else:
+            self._body_size = -1  # the final message was given
+        return {"type": "http.request", "body": data, "more_body": more}
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            writer = self._writer
+            if writer is None:
+                raise RuntimeError("http.response.body before http.response.start")
+            if self._gone or self._done:
+                return  # the client left; the application may finish quietly
+            more = message.get("more_body", False)
+            data = writer.body(message.get("body", b""), more)
+            if data:
+                self.channel.write(data)
+            if not more:
+                self.bytes_sent = writer.bytes_sent
+                self._done = True
+                self.channel.response_complete(writer.keep_alive)
+            elif self.channel.write_paused:
+                await self.channel.drain()
+        elif kind == "http.response.start":
+            if self._writer is not None:
+                raise RuntimeError("http.response.start sent twice")
+            try:
+                self._writer = ResponseWriter(
+                    message["status"],
+                    message.get("headers", ()),
+                    self.request,
+                    self.adapter.server_header,
+                )
+            except ResponseError as exc:
+                self._refuse_response(exc)
+                raise
+            self.status = self._writer.status
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {kind!r}")
+
+    # -- the end of the application call -----------------------------------
+
+    def _app_returned(self) -> None:
+        if self._done:
+            return
+        if self._gone:
+            self._finish(False)
+        elif self._writer is None:
+            log.error("ASGI application returned without starting a response")
+            self._respond_500()
+        else:
+            log.error("ASGI application returned before completing its response")
+            self._abort()
+
+    def _app_failed(self, exc: BaseException) -> None:
+        if self._done or self._gone:
+            self._finish(False)
+            return
+        log.error("exception in ASGI application", exc_info=exc)
+        if self._writer is None:
+            self._respond_500()
+        else:
+            self._abort()
+
+    def _refuse_response(self, exc: ResponseError) -> None:
+        log.error("response refused: %s", exc)
+        self._respond_500()
+
+    def _respond_500(self) -> None:
+        self.status = 500
+        self.channel.write(encode_error_response(500, "", self.adapter.server_header))
+        self._finish(False)
+
+    def _abort(self) -> None:
+        self._done = True
+        self.channel.abort()
+
+    def _finish(self, keep_alive: bool) -> None:
+        if not self._done:
+            self._done = True
+            self.channel.response_complete(keep_alive)
+
+
+class LifespanFailure(Exception):
+    """The application's lifespan startup (or shutdown) failed."""
+
+
+class Lifespan:
+    """Runs the ASGI lifespan protocol around the worker's life.
+
+    mode "on": the application must support it; "off": never run; "auto":
+    run it, and carry on without it if the application raises before it
+    answers startup (the usual sign of an app that does not speak it).
+    """
+
+    def __init__(self, app: ASGIApp, mode: str) -> None:
+        self.app = app
+        self.mode = mode
+        self.state: dict[str, Any] = {}
+        self._events: asyncio.Queue[Message] | None = None
+        self._answers: asyncio.Queue[Message] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    async def startup(self) -> None:
+        if self.mode == "off":
+            return
+        self._events = asyncio.Queue()
+        self._answers = asyncio.Queue()
+        scope: Scope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
+        self._task = asyncio.get_running_loop().create_task(self._run(scope))
+        await self._events.put({"type": "lifespan.startup"})
+        answer = await self._answer()
+        if answer is None:
+            if self.mode == "on":
+                raise LifespanFailure(f"lifespan startup raised: {self._error!r}")
+            log.info("lifespan: not supported by the application, going on without it")
+            self._task = None
+            return
+        if answer["type"] == "lifespan.startup.failed":
+            raise LifespanFailure(answer.get("message") or "lifespan startup failed")
+        if answer["type"] != "lifespan.startup.complete":
+            raise LifespanFailure(f"unexpected lifespan message {answer['type']!r}")
+
+    async def shutdown(self) -> None:
+        if self._task is None or self._events is None:
+            return
+        await self._events.put({"type": "lifespan.shutdown"})
+        answer = await self._answer()
+        self._task = None
+        if answer is None:
+            log.error("lifespan shutdown raised: %r", self._error)
+        elif answer["type"] == "lifespan.shutdown.failed":
+            log.error("lifespan shutdown failed: %s", answer.get("message", ""))
+
+    async def _answer(self) -> Message | None:
+        """The app's next lifespan message, or None if the app ended."""
+        assert self._answers is not None and self._task is not None
+        getter = asyncio.ensure_future(self._answers.get())
+        await asyncio.wait({getter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        return None
+
+    async def _run(self, scope: Scope) -> None:
+        assert self._events is not None and self._answers is not None
+        try:
+            await self.app(scope, self._events.get, self._answers.put)
+        except BaseException as exc:  # noqa: BLE001 - reported by startup/shutdown
+            self._error = exc
+            if self.mode == "on" or not isinstance(exc, Exception):
+                log.error("exception in lifespan", exc_info=exc)

@@ -1,0 +1,378 @@
+"""Every setting, declared once.
+
+Each field of `Config` is one setting: its type (the annotation), default,
+help text, section and command-line flags come from that one declaration.
+The `twincorn serve` flags, the TWINCORN_* environment variables,
+`twincorn.run(**settings)` and `docs/settings.md` are all made from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+from twincorn.http import RequestPolicy
+
+ENV_PREFIX = "TWINCORN_"
+_P = RequestPolicy()  # the core's own defaults, so that both agree
+
+
+def setting(
+    default: Any,
+    help: str,
+    *flags: str,
+    section: str = "server",
+    metavar: str | None = None,
+    positional: bool = False,
+) -> Any:
+    """Declare one setting (used as the default of a Config field)."""
+    meta = {
+        "help": help,
+        "flags": flags,
+        "section": section,
+        "metavar": metavar,
+        "positional": positional,
+    }
+    if isinstance(default, list | dict):
+        frozen = tuple(default) if isinstance(default, list) else default
+        return field(default=frozen, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def parse_size(text: str) -> int:
+    """"64k", "1m", "2g" or a plain number of bytes."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kmg]i?b?|b)?\s*", text.lower())
+    if m is None:
+        raise ValueError(f"not a size: {text!r} (try 8190, 64k, 100m)")
+    scale = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    return int(m.group(1)) * scale[(m.group(2) or "")[:1]]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The settings of `twincorn serve` (and of `twincorn.run`)."""
+
+    # -- the application
+    app: str | None = setting(
+        None,
+        "The application, as module:attribute (e.g. examples.asgi.app:app).",
+        section="application",
+        positional=True,
+        metavar="APP",
+    )
+    factory: bool = setting(
+        False,
+        "Treat APP as a factory: call it with no arguments to get the application.",
+        section="application",
+    )
+    app_dir: str = setting(
+        ".",
+        "Folder put first on sys.path before APP is imported.",
+        section="application",
+        metavar="DIR",
+    )
+    interface: Literal["auto", "asgi", "wsgi"] = setting(
+        "auto",
+        "The application's interface; auto detects it from the callable's signature.",
+        section="application",
+    )
+    lifespan: Literal["auto", "on", "off"] = setting(
+        "auto",
+        "ASGI lifespan: on requires it, off skips it, auto uses it if the app supports it.",
+        section="application",
+    )
+    root_path: str = setting(
+        "",
+        "Path the application is mounted at (ASGI root_path, WSGI SCRIPT_NAME).",
+        section="application",
+        metavar="PATH",
+    )
+    threads: int = setting(
+        1,
+        "WSGI calls at once per worker: 1 calls the app inline on the event loop, "
+        "one request at a time (gunicorn's sync worker); N>1 uses a thread pool.",
+        section="application",
+        metavar="N",
+    )
+    # -- where to listen
+    bind: tuple[str, ...] = setting(
+        [],
+        "Address to listen on, HOST:PORT or [IPV6]:PORT; repeat for more. "
+        "Default 127.0.0.1:8000.",
+        "-b",
+        metavar="ADDRESS",
+    )
+    host: str | None = setting(
+        None, "Shorthand for --bind HOST:PORT (with --port).", metavar="HOST"
+    )
+    port: int | None = setting(None, "Shorthand for --bind HOST:PORT (with --host).")
+    backlog: int = setting(2048, "Length of the listen queue.", metavar="N")
+    loop: Literal["auto", "uvloop", "asyncio"] = setting(
+        "auto", "Event loop: uvloop where installed (auto), or plain asyncio."
+    )
+    # -- connections and timeouts
+    worker_connections: int = setting(
+        1000,
+        "Connections one worker holds at once; more are answered 503.",
+        section="connections",
+        metavar="N",
+    )
+    timeout_keep_alive: float = setting(
+        5.0,
+        "Seconds an idle keep-alive connection is kept open.",
+        section="connections",
+        metavar="SECONDS",
+    )
+    timeout_request_head: float = setting(
+        20.0,
+        "Seconds a client has to send a whole request head once it began (408).",
+        section="connections",
+        metavar="SECONDS",
+    )
+    timeout_request_body: float = setting(
+        30.0,
+        "Seconds of silence allowed while a request body is read (408).",
+        section="connections",
+        metavar="SECONDS",
+    )
+    graceful_timeout: float = setting(
+        30.0,
+        "Seconds in-flight requests get to finish when the server stops.",
+        section="connections",
+        metavar="SECONDS",
+    )
+    # -- HTTP rules and limits
+    limit_request_line: int = setting(
+        _P.limit_request_line,
+        "Longest request target, in bytes (414).",
+        section="http",
+        metavar="BYTES",
+    )
+    limit_request_fields: int = setting(
+        _P.limit_request_fields, "Most header fields in a request (431).", section="http",
+        metavar="N",
+    )
+    limit_request_field_size: int = setting(
+        _P.limit_request_field_size,
+        "Longest header field line, name and value (431).",
+        section="http",
+        metavar="BYTES",
+    )
+    limit_request_head: int = setting(
+        _P.limit_request_head, "Largest request head in all (431).", section="http",
+        metavar="BYTES",
+    )
+    limit_request_body: int = setting(
+        100 << 20,
+        "Largest request body, after chunked decoding (413); 0 for no limit.",
+        section="http",
+        metavar="BYTES",
+    )
+    wsgi_spool_size: int = setting(
+        1 << 20,
+        "WSGI request bodies larger than this are kept in a temporary file.",
+        section="http",
+        metavar="BYTES",
+    )
+    drain_limit: int = setting(
+        1 << 20,
+        "Unread request body the server reads and discards to keep a "
+        "connection open; a longer one closes it.",
+        section="http",
+        metavar="BYTES",
+    )
+    require_host: bool = setting(
+        _P.require_host,
+        "Answer 400 to an HTTP/1.1 request without Host (RFC 9112 section 3.2).",
+        section="http",
+    )
+    permit_obsolete_folding: bool = setting(
+        _P.permit_obsolete_folding,
+        "Accept header values folded over lines (obs-fold) instead of answering 400.",
+        section="http",
+    )
+    server_header: bool = setting(True, "Send a Server header.", section="http")
+    # -- logging
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = setting(
+        "info", "How much the error log says.", section="logging"
+    )
+    access_log: bool = setting(True, "Write an access log line per request.", section="logging")
+    access_log_format: str = setting(
+        '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+        "Access log line, with gunicorn's atoms (see docs/logging.md).",
+        section="logging",
+        metavar="FORMAT",
+    )
+
+    # -- derived ------------------------------------------------------------
+
+    @property
+    def binds(self) -> tuple[str, ...]:
+        """Where to listen, after --host/--port."""
+        if self.host is not None or self.port is not None:
+            host = self.host or "127.0.0.1"
+            host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+            return (*self.bind, f"{host}:{self.port if self.port is not None else 8000}")
+        return self.bind or ("127.0.0.1:8000",)
+
+    def request_policy(self) -> RequestPolicy:
+        return RequestPolicy(
+            limit_request_line=self.limit_request_line,
+            limit_request_fields=self.limit_request_fields,
+            limit_request_field_size=self.limit_request_field_size,
+            limit_request_head=self.limit_request_head,
+            limit_request_body=self.limit_request_body,
+            permit_obsolete_folding=self.permit_obsolete_folding,
+            require_host=self.require_host,
+        )
+
+    def replace(self, **changes: Any) -> Config:
+        check_names(changes)
+        converted = {k: convert(k, v) for k, v in changes.items()}
+        return validate(dataclasses.replace(self, **converted))
+
+
+class ConfigError(ValueError):
+    """A setting has an unknown name or a value that does not fit it."""
+
+
+SETTINGS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
+_HINTS = typing.get_type_hints(Config)
+_SIZES = {
+    "limit_request_line",
+    "limit_request_field_size",
+    "limit_request_head",
+    "limit_request_body",
+    "wsgi_spool_size",
+    "drain_limit",
+}
+
+
+def check_names(names: Mapping[str, Any] | Sequence[str]) -> None:
+    for name in names:
+        if name not in SETTINGS:
+            close = difflib.get_close_matches(name, SETTINGS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown setting {name!r}{hint}")
+
+
+def _parser_for(name: str) -> Callable[[str], Any]:
+    hint = _HINTS[name]
+    if name in _SIZES:
+        return parse_size
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if get_origin(hint) in (types.UnionType, typing.Union) and args:
+        hint = args[0]
+    if hint is bool:
+        return _parse_bool
+    if hint in (int, float, str):
+        return typing.cast(Callable[[str], Any], hint)
+    return str
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def convert(name: str, value: Any) -> Any:
+    """A setting's value from a string (environment, CLI) or a Python value."""
+    hint = _HINTS[name]
+    if get_origin(hint) is tuple:
+        if isinstance(value, str):
+            return tuple(v for v in value.split(",") if v)
+        return tuple(value)
+    if isinstance(value, str) and hint is not str and "str" not in str(hint):
+        try:
+            return _parser_for(name)(value)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+    if name in _SIZES and isinstance(value, str):
+        return parse_size(value)
+    return value
+
+
+def validate(config: Config) -> Config:
+    """Check every value against its declared type and choices."""
+    for name, hint in _HINTS.items():
+        value = getattr(config, name)
+        if get_origin(hint) is Literal and value not in get_args(hint):
+            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(get_args(hint))}")
+        if hint in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        if hint in (int, float) and value < 0:
+            raise ConfigError(f"{name}: must not be negative")
+    if config.threads < 1:
+        raise ConfigError("threads: must be at least 1")
+    return config
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings given as TWINCORN_<NAME> environment variables."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, Any] = {}
+    for key, text in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in SETTINGS:
+            close = difflib.get_close_matches(name, SETTINGS, n=1)
+            hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
+            raise ConfigError(f"unknown environment variable {key}{hint}")
+        found[name] = convert(name, text)
+    return found
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting, grouped by section, defaults in the help."""
+    groups: dict[str, Any] = {}
+    for name, f in SETTINGS.items():
+        meta = f.metadata
+        section = meta["section"]
+        if section not in groups:
+            groups[section] = parser.add_argument_group(section)
+        group = groups[section]
+        hint = _HINTS[name]
+        default = f.default
+        shown = "none" if default in (None, ()) else default
+        text = f"{meta['help']} [default: {shown}]".replace("%", "%%")
+        if meta["positional"]:
+            group.add_argument(name, nargs="?", default=argparse.SUPPRESS, help=meta["help"],
+                               metavar=meta["metavar"])
+            continue
+        flags = [*meta["flags"], "--" + name.replace("_", "-")]
+        kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": text}
+        if hint is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif get_origin(hint) is tuple:
+            kwargs["action"] = "append"
+            kwargs["metavar"] = meta["metavar"]
+        else:
+            kwargs["type"] = _parser_for(name)
+            if get_origin(hint) is Literal:
+                kwargs["choices"] = get_args(hint)
+            elif meta["metavar"]:
+                kwargs["metavar"] = meta["metavar"]
+        group.add_argument(*flags, **kwargs)
+
+
+def build(cli: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+          **settings: Any) -> Config:
+    """Defaults, then the environment, then keyword settings, then the CLI."""
+    values = from_environment(environ)
+    check_names(settings)
+    values.update({k: convert(k, v) for k, v in settings.items()})
+    values.update({k: convert(k, v) for k, v in (cli or {}).items()})
+    return validate(Config(**values))

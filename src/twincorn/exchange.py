@@ -1,0 +1,101 @@
+"""The contract between the connection driver and the two adapters.
+
+The server (server/protocol.py) owns the socket. For each request it parses
+it creates an Exchange through the adapter (asgi.py or wsgi.py), pushes the
+request body into it, and tells it when the client is gone. The adapter runs
+the application and talks back through the Channel it was given: bytes to
+write, back-pressure, and the end of the response. Neither side knows the
+other's class; these two Protocols are all they share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import IO, Protocol
+
+from twincorn.http import Request
+
+
+class Channel(Protocol):
+    """What an exchange may ask of the connection it belongs to."""
+
+    #: (host, port) of the peer and of our socket; None for a UNIX socket peer.
+    client: tuple[str, int] | None
+    server: tuple[str, int] | None
+    scheme: str
+
+    @property
+    def write_paused(self) -> bool:
+        """True while the socket's send buffer is above its high-water mark."""
+        ...
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes for the socket (never blocks, never raises)."""
+        ...
+
+    def drain(self) -> Awaitable[None]:
+        """Wait until writing is no longer paused, or the client is gone."""
+        ...
+
+    async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
+        """Send `count` bytes of `file` from `offset`, with back-pressure."""
+        ...
+
+    def pause_reading(self) -> None:
+        """Stop reading the request body: the exchange has enough buffered."""
+        ...
+
+    def resume_reading(self) -> None: ...
+
+    def response_complete(self, keep_alive: bool) -> None:
+        """The response is fully written; the connection may carry on."""
+        ...
+
+    def abort(self) -> None:
+        """Close the connection at once, losing what is not yet written."""
+        ...
+
+
+class Exchange(Protocol):
+    """One request-response pair, as the adapter runs it."""
+
+    request: Request
+    #: The status sent (0 until the response starts) and the body bytes sent.
+    status: int
+    bytes_sent: int
+
+    def start(self) -> None:
+        """It is this request's turn: run the application."""
+        ...
+
+    def feed_body(self, data: bytes) -> None:
+        """A piece of the decoded request body arrived."""
+        ...
+
+    def body_complete(self) -> None:
+        """The request body ended (possibly empty)."""
+        ...
+
+    def client_gone(self) -> None:
+        """The connection was lost, or the body was cut short by the client."""
+        ...
+
+
+class Adapter(Protocol):
+    """Creates exchanges for one application; one per worker."""
+
+    #: Shown in the startup log: "asgi", or "wsgi" with its thread count.
+    description: str
+
+    @property
+    def busy(self) -> bool:
+        """True while the worker should stop accepting connections."""
+        ...
+
+    def new_exchange(self, request: Request, channel: Channel) -> Exchange: ...
+
+    async def startup(self) -> None:
+        """Before the first connection is accepted (ASGI lifespan startup)."""
+
+    async def shutdown(self) -> None:
+        """After the last connection is closed (ASGI lifespan shutdown)."""

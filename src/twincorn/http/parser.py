@@ -1,0 +1,250 @@
+"""Request parsing: httptools (llhttp) for the grammar, our own rules on top.
+
+Theory of operation
+-------------------
+`RequestParser.feed(data)` hands bytes to llhttp, which calls back the
+`on_*` methods below as it recognises parts of a message. Those methods check
+what llhttp leaves to the application (limits, Host, target forms, trailers,
+Expect, HTTP versions) and report each request to a `RequestHandler`:
+
+    on_request(request)        the head is complete and valid
+    on_body(data)              a piece of the decoded body (chunked framing removed)
+    on_request_complete()      the message ended (trailers, if any, are on it)
+
+Anything refused raises ProtocolError from `feed`; the connection is then
+answered with that status and closed. Several requests may arrive in one
+`feed` (pipelining): they are reported in order, and it is the handler's job
+to queue them. After a message that ends the connection (`Connection:
+close`, HTTP/1.0 without keep-alive, CONNECT or Upgrade) every further byte
+is ignored: it is never parsed as another request.
+
+llhttp already refuses, among others: bare CR or LF, invalid tokens in method
+and header names, control characters in values, Content-Length together with
+Transfer-Encoding, duplicate or malformed Content-Length, a Transfer-Encoding
+whose final coding is not chunked, bad chunk sizes and obs-fold.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+import httptools
+
+from twincorn.http.errors import ProtocolError
+from twincorn.http.policy import RequestPolicy
+from twincorn.http.request import Request, split_target
+
+# RFC 9112 section 3.2: Host = uri-host [ ":" port ]; an empty value is allowed.
+_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+# RFC 9110 section 5.5: field values hold no control characters but HTAB.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9110 section 6.5.1: fields that carry framing, routing or connection
+# control must not come in trailers; a recipient could be tricked into
+# merging them into the head.
+_FORBIDDEN_TRAILERS = frozenset(
+    {
+        b"content-length",
+        b"transfer-encoding",
+        b"host",
+        b"te",
+        b"trailer",
+        b"connection",
+        b"keep-alive",
+        b"upgrade",
+        b"expect",
+    }
+)
+# The names whose values the parser itself must see.
+_WATCHED = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"expect"}
+)
+
+# llhttp names the method as bytes; the str of each is made once.
+_METHODS: dict[bytes, str] = {
+    m.encode(): m
+    for m in "GET HEAD POST PUT DELETE OPTIONS PATCH CONNECT TRACE".split()
+}
+
+IDLE, HEAD, BODY, CLOSED = "idle", "head", "body", "closed"
+
+
+class RequestHandler(Protocol):
+    """What the parser reports to: the connection driver, or a test."""
+
+    def on_request(self, request: Request) -> None: ...
+
+    def on_body(self, data: bytes) -> None: ...
+
+    def on_request_complete(self) -> None: ...
+
+
+class RequestParser:
+    """Parses the requests of one connection, in order."""
+
+    __slots__ = (
+        "_handler",
+        "_policy",
+        "_parser",
+        "_request",
+        "_url",
+        "_fields",
+        "_head_bytes",
+        "_body_bytes",
+        "_check_values",
+        "state",
+    )
+
+    def __init__(self, handler: RequestHandler, policy: RequestPolicy) -> None:
+        self._handler = handler
+        self._policy = policy
+        self._parser = httptools.HttpRequestParser(self)
+        self._check_values = policy.permit_obsolete_folding
+        if policy.permit_obsolete_folding:
+            # llhttp only unfolds obs-fold in its lenient header mode, which
+            # also stops it checking values: on_header checks them instead.
+            self._parser.set_dangerous_leniencies(lenient_headers=True)
+        self._request = Request()
+        self._url = b""
+        self._fields = 0
+        self._head_bytes = 0
+        self._body_bytes = 0
+        #: idle (between requests), head, body, or closed (no more requests).
+        self.state = IDLE
+
+    def feed(self, data: bytes) -> None:
+        """Parse `data`; raise ProtocolError if the request must be refused."""
+        if self.state is CLOSED:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # CONNECT or Upgrade: llhttp ended the message at the head. The
+            # bytes after it belong to another protocol, which we do not
+            # speak, so the connection ends after this response.
+            self.state = CLOSED
+            return
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, BaseException):
+                raise cause from None
+            raise ProtocolError(400, str(exc)) from None
+        except httptools.HttpParserError as exc:
+            if self.state is CLOSED:
+                return  # bytes after a "close" message: ignored, never parsed
+            self.state = CLOSED
+            raise ProtocolError(400, _describe(exc)) from None
+        if self.state is HEAD:
+            self._head_bytes += len(data)
+            if self._head_bytes > self._policy.limit_request_head:
+                self.state = CLOSED
+                raise ProtocolError(431, "request head too large")
+
+    # -- llhttp callbacks -------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.state = HEAD
+        self._request = Request()
+        self._url = b""
+        self._fields = 0
+        self._head_bytes = 0
+        self._body_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url = url if not self._url else self._url + url
+        if len(self._url) > self._policy.limit_request_line:
+            raise self._fail(414, "request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        policy = self._policy
+        self._fields += 1
+        if self._fields > policy.limit_request_fields:
+            raise self._fail(431, "too many header fields")
+        if len(name) + len(value) + 2 > policy.limit_request_field_size:
+            raise self._fail(431, "header field too large")
+        # llhttp drops the whitespace before a value but keeps what follows
+        # it; RFC 9110 section 5.5 says neither is part of the value.
+        value = value.rstrip(b" \t")
+        if self._check_values and _BAD_VALUE.search(value) is not None:
+            raise self._fail(400, "control character in a header value")
+        name = name.lower()
+        request = self._request
+        if self.state is BODY:
+            if name in _FORBIDDEN_TRAILERS:
+                raise self._fail(400, f"{name.decode()} is not allowed in trailers")
+            request.trailers.append((name, value))
+            return
+        if name in _WATCHED:
+            self._watch(request, name, value)
+        request.headers.append((name, value))
+
+    def _watch(self, request: Request, name: bytes, value: bytes) -> None:
+        if name == b"host":
+            # RFC 9112 section 3.2: more than one Host, or an invalid one: 400.
+            if request.host is not None:
+                raise self._fail(400, "more than one Host header")
+            if _HOST.fullmatch(value) is None:
+                raise self._fail(400, "invalid Host header")
+            request.host = value
+        elif name == b"content-length":
+            request.content_length = int(value)  # llhttp checked the digits
+        elif name == b"transfer-encoding":
+            request.chunked = True  # llhttp checked that chunked comes last
+        elif value.lower() == b"100-continue":
+            request.expect_continue = True
+        else:
+            # RFC 9110 section 10.1.1: an expectation we cannot meet is a 417.
+            raise self._fail(417, "unsupported expectation")
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        request = self._request
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise self._fail(505, f"HTTP/{version} is not supported")
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        request.method = method
+        request.http_version = version
+        request.target = self._url
+        request.path, request.query = split_target(method, self._url)
+        request.keep_alive = parser.should_keep_alive()
+        request.upgrade = parser.should_upgrade()
+        if version == "1.0":
+            # RFC 9112 section 6.1: Transfer-Encoding in HTTP/1.0 means the
+            # framing is faulty. RFC 9110 section 10.1.1: ignore Expect.
+            if request.chunked:
+                raise self._fail(400, "Transfer-Encoding in an HTTP/1.0 request")
+            request.expect_continue = False
+        elif request.host is None and self._policy.require_host:
+            raise self._fail(400, "HTTP/1.1 request without a Host header")
+        limit = self._policy.limit_request_body
+        if limit and request.content_length is not None and request.content_length > limit:
+            raise self._fail(413, "request body too large")
+        if request.upgrade:
+            if request.has_body:
+                raise self._fail(400, "a body on a CONNECT or Upgrade request")
+            request.keep_alive = False
+        self.state = BODY
+        self._handler.on_request(request)
+
+    def on_body(self, data: bytes) -> None:
+        limit = self._policy.limit_request_body
+        if limit:
+            self._body_bytes += len(data)
+            if self._body_bytes > limit:
+                raise self._fail(413, "request body too large")
+        self._handler.on_body(data)
+
+    def on_message_complete(self) -> None:
+        self.state = IDLE if self._request.keep_alive else CLOSED
+        self._handler.on_request_complete()
+
+    def _fail(self, status: int, reason: str) -> ProtocolError:
+        self.state = CLOSED
+        return ProtocolError(status, reason)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"malformed request: {text}"

@@ -1,0 +1,247 @@
+"""Writing responses: the status line, headers, body framing (RFC 9112 s6).
+
+`ResponseWriter` is sans-IO: the adapters give it what the application
+produced and write the bytes it returns. It owns every rule about response
+framing, so ASGI and WSGI responses are framed by one copy of the code.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from email.utils import formatdate
+from http import HTTPStatus
+
+from twincorn.http.errors import ResponseError
+from twincorn.http.request import Request
+
+# RFC 9110 section 5.6.2: a field name is a token.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Response splitting: CR, LF or NUL in a value would let the application (or
+# whoever fed it the value) write headers or a whole response of its own.
+_UNSAFE_VALUE = re.compile(rb"[\x00\r\n]")
+
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+_STATUS_LINES = {
+    code: b"HTTP/1.1 %d %s\r\n" % (code, _PHRASES.get(code, "").encode())
+    for code in range(100, 600)
+}
+_LAST_CHUNK = b"0\r\n\r\n"
+# Framing and connection headers the writer decides itself (after reading
+# what the application asked for).
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+
+class _DateCache:
+    """The Date header (RFC 9110 section 6.6.1), formatted once a second."""
+
+    __slots__ = ("second", "line")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.line = b""
+
+    def get(self) -> bytes:
+        now = int(time.time())
+        if now != self.second:
+            self.second = now
+            self.line = b"date: %s\r\n" % formatdate(now, usegmt=True).encode()
+        return self.line
+
+
+date_line = _DateCache().get
+
+
+def status_line(status: int) -> bytes:
+    """The status line for `status`, e.g. b"HTTP/1.1 200 OK\\r\\n"."""
+    try:
+        return _STATUS_LINES[status]
+    except KeyError:
+        raise ResponseError(f"invalid status code {status!r}") from None
+
+
+def reason_phrase(status: int) -> str:
+    return _PHRASES.get(status, "")
+
+
+def body_allowed(method: str, status: int) -> bool:
+    """RFC 9110 section 6.4.1: no content for HEAD, 1xx, 204 and 304."""
+    return not (method == "HEAD" or status < 200 or status == 204 or status == 304)
+
+
+class ResponseWriter:
+    """Turns one response of the application into bytes for the wire.
+
+    Create it when the application starts its response (status and headers
+    are checked then: a bad header raises ResponseError before a byte is
+    written). Then call `body(data, more)` for each piece of the body, the
+    last one with `more=False`; each call returns the bytes to send, the head
+    included the first time. The head waits for the first non-empty piece,
+    so a response given in one piece gets a Content-Length rather than
+    chunked framing.
+    """
+
+    __slots__ = (
+        "status",
+        "keep_alive",
+        "finished",
+        "bytes_sent",
+        "_headers",
+        "_declared",
+        "_send_body",
+        "_chunked",
+        "_head_sent",
+        "_http10",
+        "_server",
+        "_date",
+    )
+
+    def __init__(
+        self,
+        status: int,
+        headers: Iterable[tuple[bytes, bytes]],
+        request: Request,
+        server: bytes = b"",
+    ) -> None:
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            raise ResponseError(f"invalid status code {status!r}")
+        self.status = status
+        self.keep_alive = request.keep_alive
+        self.finished = False
+        self.bytes_sent = 0  # body bytes, for the access log
+        self._declared: int | None = None
+        self._send_body = body_allowed(request.method, status)
+        self._chunked = False
+        self._head_sent = False
+        self._http10 = request.http_version == "1.0"
+        self._server = server
+        self._date = True
+        lines = []
+        for name, value in headers:
+            if _TOKEN.fullmatch(name) is None:
+                raise ResponseError(f"invalid header name {name!r}")
+            if _UNSAFE_VALUE.search(value) is not None:
+                raise ResponseError(f"CR, LF or NUL in the value of header {name!r}")
+            lower = name.lower()
+            if lower in _FRAMING:
+                self._framing_header(lower, value)
+                continue
+            if lower == b"server":
+                self._server = b""
+            elif lower == b"date":
+                self._date = False
+            lines.append(b"%s: %s\r\n" % (name, value))
+        self._headers = lines
+
+    def _framing_header(self, name: bytes, value: bytes) -> None:
+        if name == b"content-length":
+            if not value.isdigit() or (
+                self._declared is not None and self._declared != int(value)
+            ):
+                raise ResponseError(f"invalid Content-Length {value!r}")
+            self._declared = int(value)
+        elif name == b"connection":
+            if b"close" in value.lower():
+                self.keep_alive = False
+        # Transfer-Encoding from the application is dropped: the writer
+        # frames the body itself, chunked when it has no length.
+
+    def body(self, data: bytes, more: bool) -> bytes:
+        """The bytes to write for one piece of the body."""
+        if self.finished:
+            raise ResponseError("response already complete")
+        out = b""
+        if not self._head_sent:
+            if not data and more:
+                return b""
+            out = self._head(None if more else len(data))
+        if not more:
+            self.finished = True
+        if not self._send_body:
+            return out
+        self.bytes_sent += len(data)
+        if self._declared is not None:
+            if self.bytes_sent > self._declared:
+                raise ResponseError("response body longer than its Content-Length")
+            if self.finished and self.bytes_sent < self._declared:
+                # The client would wait for bytes that never come: the
+                # connection must end so that it sees the truncation.
+                self.keep_alive = False
+            return out + data if out else data
+        if self._chunked:
+            if data:
+                out += b"%x\r\n%s\r\n" % (len(data), data)
+            return out + _LAST_CHUNK if self.finished else out
+        return out + data if out else data
+
+    @property
+    def head_sent(self) -> bool:
+        return self._head_sent
+
+    def file_head(self, count: int) -> bytes:
+        """The head for a body of `count` bytes that is sent by other means
+        (sendfile); the writer counts those bytes as sent."""
+        if self._declared is None:
+            self._declared = count
+        head = self._head(count)
+        self.finished = True
+        if self._send_body:
+            self.bytes_sent = min(count, self._declared)
+            if self.bytes_sent < self._declared:
+                self.keep_alive = False
+        return head
+
+    @property
+    def sends_body(self) -> bool:
+        return self._send_body
+
+    def _head(self, length: int | None) -> bytes:
+        self._head_sent = True
+        head = [status_line(self.status)]
+        if self._date:
+            head.append(date_line())
+        if self._server:
+            head.append(b"server: %s\r\n" % self._server)
+        head += self._headers
+        status = self.status
+        if self._declared is not None:
+            if status >= 200 and status != 204:  # RFC 9110 section 8.6
+                head.append(b"content-length: %d\r\n" % self._declared)
+        elif self._send_body:
+            if length is not None:
+                head.append(b"content-length: %d\r\n" % length)
+                self._declared = length
+            elif self._http10:
+                self.keep_alive = False  # the end of the body is the close
+            else:
+                self._chunked = True
+                head.append(b"transfer-encoding: chunked\r\n")
+        elif length is not None and status >= 200 and status not in (204, 304):
+            head.append(b"content-length: %d\r\n" % length)  # HEAD, as GET would
+        if not self.keep_alive:
+            head.append(b"connection: close\r\n")
+        elif self._http10:
+            head.append(b"connection: keep-alive\r\n")
+        head.append(b"\r\n")
+        return b"".join(head)
+
+
+def informational(status: int) -> bytes:
+    """An interim response such as 100 Continue (RFC 9110 section 15.2)."""
+    return b"%s\r\n" % status_line(status)
+
+
+def encode_error_response(status: int, detail: str = "", server: bytes = b"") -> bytes:
+    """A complete plain-text response that ends the connection."""
+    text = f"{status} {reason_phrase(status)}"
+    body = (f"{text}: {detail}\n" if detail else f"{text}\n").encode("utf-8", "replace")
+    head = [
+        status_line(status),
+        date_line(),
+        b"server: %s\r\n" % server if server else b"",
+        b"content-type: text/plain; charset=utf-8\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"connection: close\r\n\r\n",
+    ]
+    return b"".join(head) + body

@@ -1,0 +1,120 @@
+"""The error log and the access log (gunicorn's format atoms)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twincorn.exchange import Exchange
+
+error_log = logging.getLogger("twincorn.error")
+access_log = logging.getLogger("twincorn.access")
+
+# Anything but printable ASCII in request data is written as an escape, so
+# that a request cannot put control sequences into a terminal or a log file.
+_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]} | {ord("\\"): "\\\\"}
+
+
+def escape(data: bytes | str) -> str:
+    text = data.decode("latin-1") if isinstance(data, bytes) else data
+    text = text.translate(_ESCAPES)
+    if not text.isascii():
+        text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text
+
+
+def configure(level: str) -> None:
+    """Error log to stderr, access log to stdout, gunicorn-like lines."""
+    fmt = logging.Formatter(
+        "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s", "%Y-%m-%d %H:%M:%S %z"
+    )
+    for logger, stream in ((error_log, sys.stderr), (access_log, sys.stdout)):
+        logger.handlers.clear()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(fmt if logger is error_log else logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    error_log.setLevel(level.upper())
+    access_log.setLevel(logging.INFO)
+
+
+class _Atoms(Mapping[str, str]):
+    """The values of one access log line, computed only when asked for."""
+
+    def __init__(self, client: Any, exchange: Exchange, seconds: float) -> None:
+        self.client = client
+        self.exchange = exchange
+        self.seconds = seconds
+
+    def __getitem__(self, key: str) -> str:
+        request = self.exchange.request
+        if key.startswith("{") and key.endswith("}i"):
+            wanted = key[1:-2].lower().encode("latin-1")
+            for name, value in request.headers:
+                if name == wanted:
+                    return escape(value)
+            return "-"
+        atom = _ATOMS.get(key)
+        if atom is None:
+            raise KeyError(key)
+        return atom(self)
+
+    def __iter__(self) -> Any:
+        return iter(_ATOMS)
+
+    def __len__(self) -> int:
+        return len(_ATOMS)
+
+
+def _header(name: bytes) -> Callable[[_Atoms], str]:
+    def get(a: _Atoms) -> str:
+        for key, value in a.exchange.request.headers:
+            if key == name:
+                return escape(value)
+        return "-"
+
+    return get
+
+
+_ATOMS: dict[str, Callable[[_Atoms], str]] = {
+    "h": lambda a: a.client[0] if a.client else "-",
+    "l": lambda a: "-",
+    "u": lambda a: "-",
+    "t": lambda a: time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
+    "r": lambda a: escape(
+        f"{a.exchange.request.method} {escape(a.exchange.request.target)} "
+        f"HTTP/{a.exchange.request.http_version}"
+    ),
+    "m": lambda a: a.exchange.request.method,
+    "U": lambda a: escape(a.exchange.request.path),
+    "q": lambda a: escape(a.exchange.request.query),
+    "H": lambda a: f"HTTP/{a.exchange.request.http_version}",
+    "s": lambda a: str(a.exchange.status),
+    "B": lambda a: str(a.exchange.bytes_sent),
+    "b": lambda a: str(a.exchange.bytes_sent) if a.exchange.bytes_sent else "-",
+    "f": _header(b"referer"),
+    "a": _header(b"user-agent"),
+    "T": lambda a: str(int(a.seconds)),
+    "M": lambda a: str(int(a.seconds * 1000)),
+    "D": lambda a: str(int(a.seconds * 1_000_000)),
+    "L": lambda a: f"{a.seconds:.6f}",
+    "p": lambda a: f"<{os.getpid()}>",
+}
+
+
+def access_logger(fmt: str) -> Callable[[Any, Exchange, float], None]:
+    """A function the connection calls after each response."""
+
+    def log_access(conn: Any, exchange: Exchange, seconds: float) -> None:
+        if access_log.isEnabledFor(logging.INFO):
+            try:
+                access_log.info(fmt, _Atoms(conn.client, exchange, seconds))
+            except (KeyError, ValueError, TypeError) as exc:
+                error_log.error("bad access log format %r: %r", fmt, exc)
+
+    return log_access

@@ -1,0 +1,1 @@
+"""The asyncio driver: connections, accepting, timeouts, one worker's loop."""

@@ -1,0 +1,130 @@
+"""Listening sockets: binding them, and accepting only while there is room.
+
+The worker accepts connections itself (a reader callback on the listening
+socket) rather than through loop.create_server, so that it can stop
+accepting while its WSGI slots are all busy and leave new connections in
+the kernel's queue for another worker to take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import stat
+from collections.abc import Callable
+
+log = logging.getLogger("twincorn.error")
+
+
+class BindError(Exception):
+    """An address that cannot be listened on, in one line."""
+
+
+def parse_address(text: str) -> tuple[socket.AddressFamily, object]:
+    """"HOST:PORT", "[IPV6]:PORT" or "unix:PATH" as (family, address)."""
+    if text.startswith("unix:"):
+        return socket.AF_UNIX, text[5:]
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise BindError(f"cannot listen on {text!r}: expected HOST:PORT, [IPV6]:PORT or unix:PATH")
+    if host.startswith("[") and host.endswith("]"):
+        return socket.AF_INET6, (host[1:-1], int(port))
+    if ":" in host:
+        raise BindError(f"cannot listen on {text!r}: write an IPv6 address as [{host}]:{port}")
+    return socket.AF_INET, (host or "0.0.0.0", int(port))
+
+
+def bind(text: str, backlog: int) -> socket.socket:
+    family, address = parse_address(text)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == socket.AF_UNIX:
+            assert isinstance(address, str)
+            if os.path.exists(address) and stat.S_ISSOCK(os.stat(address).st_mode):
+                os.unlink(address)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)  # type: ignore[arg-type]
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise BindError(f"cannot listen on {text}: {exc.strerror or exc}") from None
+    return sock
+
+
+def describe(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{name}"
+    if sock.family == socket.AF_INET6:
+        return f"http://[{name[0]}]:{name[1]}"
+    return f"http://{name[0]}:{name[1]}"
+
+
+class Listener:
+    """Accepts connections on some sockets, pausing while `busy()` is true."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sockets: list[socket.socket],
+        protocol_factory: Callable[[], asyncio.Protocol],
+        busy: Callable[[], bool],
+    ) -> None:
+        self.loop = loop
+        self.sockets = sockets
+        self.factory = protocol_factory
+        self.busy = busy
+        self.accepting = False
+        self.pending: set[asyncio.Task[object]] = set()
+
+    def start(self) -> None:
+        if not self.accepting:
+            self.accepting = True
+            for sock in self.sockets:
+                self.loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def pause(self) -> None:
+        if self.accepting:
+            self.accepting = False
+            for sock in self.sockets:
+                self.loop.remove_reader(sock.fileno())
+
+    def resume(self) -> None:
+        """Called when a slot frees up."""
+        if not self.accepting and not self.busy():
+            self.start()
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(64):  # take a batch, then let the loop breathe
+            if self.busy():
+                self.pause()
+                return
+            try:
+                conn, _addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: log, try later
+                log.warning("accept() failed: %s", exc)
+                return
+            conn.setblocking(False)
+            if conn.family != socket.AF_UNIX:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = self.loop.create_task(self._connect(conn))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(self.factory, conn)
+        except OSError as exc:
+            log.debug("connection lost before it was set up: %s", exc)
+            conn.close()
+
+    def close(self) -> None:
+        self.pause()
+        for sock in self.sockets:
+            sock.close()

@@ -1,0 +1,144 @@
+"""One worker: an event loop serving the application on its sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from twincorn import __version__
+from twincorn.asgi import ASGIAdapter, LifespanFailure
+from twincorn.config import Config
+from twincorn.exchange import Adapter
+from twincorn.logs import access_logger
+from twincorn.server.listener import Listener, describe
+from twincorn.server.protocol import HttpConnection
+from twincorn.server.state import Timeouts, WorkerState
+from twincorn.wsgi import WSGIAdapter
+
+log = logging.getLogger("twincorn.error")
+
+
+def new_event_loop(choice: str) -> tuple[asyncio.AbstractEventLoop, str]:
+    """uvloop where wanted and installed (not on Windows), else asyncio."""
+    if choice in ("auto", "uvloop") and sys.platform != "win32":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop(), "uvloop"
+    return asyncio.new_event_loop(), "asyncio"
+
+
+class Worker:
+    """Serves one application until asked to stop."""
+
+    def __init__(
+        self,
+        config: Config,
+        app: Callable[..., Any],
+        interface: str,
+        sockets: list[socket.socket],
+        loop: asyncio.AbstractEventLoop,
+        label: str = "",
+    ) -> None:
+        self.config = config
+        self.app = app
+        self.interface = interface
+        self.sockets = sockets
+        self.loop = loop
+        self.label = label
+        self.stopped = asyncio.Event()
+        server_header = b"twincorn" if config.server_header else b""
+        adapter: Adapter
+        if interface == "asgi":
+            adapter = ASGIAdapter(
+                app, loop, root_path=config.root_path, server_header=server_header,
+                lifespan=config.lifespan,
+            )
+        else:
+            adapter = WSGIAdapter(
+                app, loop, threads=config.threads, root_path=config.root_path,
+                server_header=server_header, spool_size=config.wsgi_spool_size,
+            )
+        self.adapter = adapter
+        self.state = WorkerState(
+            loop=loop,
+            adapter=adapter,
+            policy=config.request_policy(),
+            timeouts=Timeouts(
+                keep_alive=config.timeout_keep_alive,
+                request_head=config.timeout_request_head,
+                request_body=config.timeout_request_body,
+            ),
+            server_header=server_header,
+            max_connections=config.worker_connections,
+            drain_limit=config.drain_limit,
+            access_log=access_logger(config.access_log_format) if config.access_log else None,
+            now=loop.time(),
+        )
+        self.listener = Listener(
+            loop, sockets, lambda: HttpConnection(self.state), lambda: adapter.busy
+        )
+        if isinstance(adapter, WSGIAdapter):
+            adapter.on_release = self.listener.resume
+
+    async def run(self) -> int:
+        """Serve until stopped; the exit status (0, or 3 if startup failed)."""
+        try:
+            await self.adapter.startup()
+        except LifespanFailure as exc:
+            log.error("application startup failed: %s", exc)
+            return 3
+        self.listener.start()
+        self._tick()
+        for sock in self.sockets:
+            log.info("listening on %s", describe(sock))
+        log.info(
+            "serving %s (%s) with twincorn %s, pid %d",
+            self.label or self.app, self.adapter.description, __version__, os.getpid(),
+        )
+        await self.stopped.wait()
+        await self._drain()
+        await self.adapter.shutdown()
+        return 0
+
+    def stop(self) -> None:
+        """Begin a graceful stop (from a signal handler or a test)."""
+        if not self.stopped.is_set():
+            log.info("stopping: finishing in-flight requests")
+            self.stopped.set()
+
+    def _tick(self) -> None:
+        if not self.stopped.is_set():
+            self.state.sweep(self.loop.time())
+            self.loop.call_later(1.0, self._tick)
+
+    async def _drain(self) -> None:
+        self.listener.close()
+        state = self.state
+        state.stopping = True
+        for conn in list(state.connections):
+            conn.shutdown()
+        deadline = self.loop.time() + self.config.graceful_timeout
+        while state.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(state.connections):
+            conn.abort()
+        if state.connections:
+            await asyncio.sleep(0)
+
+
+def install_signal_handlers(loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, worker.stop)
+        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+            pass

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+
+from support import RunningServer  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpora" / "http1-requests"
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., RunningServer]]:
+    """serve(app, **settings) starts a server; all are stopped after the test."""
+    started: list[RunningServer] = []
+
+    def start(app: Callable[..., Any], **settings: Any) -> RunningServer:
+        server = RunningServer(app, **settings).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.fail(f"corpus not found at {CORPUS}; ../shared must sit beside the project")
+    return CORPUS
+
+
+os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")

@@ -1,0 +1,168 @@
+"""Helpers for the tests: a real server on a loopback port, raw clients."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httptools
+
+from twincorn import config as config_module
+from twincorn.importer import detect_interface
+from twincorn.server.listener import bind
+from twincorn.server.worker import Worker, new_event_loop
+
+
+class RunningServer:
+    """A twincorn worker serving `app` in a thread, on 127.0.0.1:<free port>.
+
+    Use as a context manager. `settings` are twincorn settings by name.
+    """
+
+    def __init__(self, app: Callable[..., Any], **settings: Any) -> None:
+        settings.setdefault("bind", ["127.0.0.1:0"])
+        settings.setdefault("access_log", False)
+        self.config = config_module.build(**settings)
+        self.app = app
+        self.interface = detect_interface(app, self.config.interface)
+        self.sockets = [bind(a, self.config.backlog) for a in self.config.binds]
+        self.port: int = self.sockets[0].getsockname()[1]
+        self.host = self.sockets[0].getsockname()[0]
+        self.loop, _ = new_event_loop(self.config.loop)
+        self.worker = Worker(self.config, app, self.interface, self.sockets, self.loop, "test")
+        self.exit_status: int | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.call_soon(self._ready.set)
+            self.exit_status = self.loop.run_until_complete(self.worker.run())
+        except BaseException as exc:  # noqa: BLE001 - reported by stop()
+            self.error = exc
+        finally:
+            self._ready.set()
+            for sock in self.sockets:
+                sock.close()
+            self.loop.close()
+
+    def start(self) -> RunningServer:
+        self._thread.start()
+        self._ready.wait(10)
+        time.sleep(0.02)  # lifespan startup
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        if self._thread.is_alive():
+            try:
+                self.loop.call_soon_threadsafe(self.worker.stop)
+            except RuntimeError:
+                pass
+            self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+
+    def __enter__(self) -> RunningServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def connect(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout)
+    return sock
+
+
+def read_until_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """Everything the server sends until it closes (or `timeout` passes)."""
+    sock.settimeout(timeout)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            break
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+    raise TimeoutError(f"server did not close; got {b''.join(chunks)[:300]!r}")
+
+
+def exchange(port: int, data: bytes, *, shutdown: bool = True, timeout: float = 5.0) -> bytes:
+    """Send raw bytes, half-close, and read until the server closes."""
+    with connect(port) as sock:
+        sock.sendall(data)
+        if shutdown:
+            sock.shutdown(socket.SHUT_WR)
+        return read_until_close(sock, timeout)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+    complete: bool = False
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.responses: list[Response] = []
+        self.parser: httptools.HttpResponseParser | None = None
+
+    def on_message_begin(self) -> None:
+        self.responses.append(Response(0))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.responses[-1].headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        assert self.parser is not None
+        self.responses[-1].status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self.responses[-1].body += body
+
+    def on_message_complete(self) -> None:
+        self.responses[-1].complete = True
+
+
+def parse_responses(data: bytes, head_request: bool = False) -> list[Response]:
+    """Split the bytes a server sent into responses (1xx included)."""
+    collector = _Collector()
+    parser = httptools.HttpResponseParser(collector)
+    collector.parser = parser
+    if head_request:
+        raise NotImplementedError("HEAD responses: check the raw bytes instead")
+    try:
+        parser.feed_data(data)
+    except httptools.HttpParserUpgrade:
+        pass
+    if collector.responses and not collector.responses[-1].complete:
+        # A body delimited by the close of the connection ends here.
+        last = collector.responses[-1]
+        if last.header(b"content-length") is None and last.header(b"transfer-encoding") is None:
+            last.complete = True
+    return collector.responses

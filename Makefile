@@ -1,0 +1,48 @@
+# make demo   set up .venv and serve the two hello apps (Ctrl-C stops)
+# make test   set up .venv and run the checks: ruff, mypy --strict, pytest
+# make bench  the side-by-side benchmark against uvicorn and gunicorn (needs wrk)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_ARGS ?=
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.peers: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test,peers]'
+	touch $@
+
+demo: $(VENV)/.base
+	$(BIN)/python examples/demo.py $(DEMO_ARGS)
+
+test: lint typecheck pytest
+
+lint: $(VENV)/.test
+	$(BIN)/python -m ruff check src tests bench examples
+
+typecheck: $(VENV)/.test
+	$(BIN)/python -m mypy
+
+pytest: $(VENV)/.test
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.peers
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
+		apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python bench/hello.py --markdown
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

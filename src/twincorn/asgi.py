@@ -186,7 +186,7 @@ class ASGIExchange:
             "raw_path": raw_path,
             "query_string": request.query,
             "headers": request.headers,
-            "state": adapter.lifespan.state.copy(),
+            "state": adapter.lifespan.state.copy() if adapter.lifespan.state else {},
         }
         coro = adapter.app(scope, self.receive, self.send)
         context = adapter.context.copy()

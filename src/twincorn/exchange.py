@@ -11,7 +11,7 @@ other's class; these two Protocols are all they share.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from twincorn.http import Request
 
@@ -23,6 +23,9 @@ class Channel(Protocol):
     client: tuple[str, int] | None
     server: tuple[str, int] | None
     scheme: str
+    #: Free for the adapter: what it computes once per connection rather than
+    #: once per request (the WSGI adapter keeps the connection's environ here).
+    adapter_state: Any
 
     @property
     def write_paused(self) -> bool:

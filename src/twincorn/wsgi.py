@@ -50,6 +50,7 @@ _KEYS: dict[bytes, str | None] = {
     b"content-length": "CONTENT_LENGTH",
 }
 _EMPTY_BODY = b""
+_PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1"}
 
 
 def environ_key(name: bytes) -> str | None:
@@ -320,7 +321,10 @@ class WSGIExchange:
     def _environ(self) -> dict[str, Any]:
         request = self.request
         channel = self.channel
-        environ = self.adapter.base_environ.copy()
+        base = channel.adapter_state
+        if base is None:
+            base = channel.adapter_state = self._connection_environ()
+        environ: dict[str, Any] = base.copy()
         path = request.path
         environ["REQUEST_METHOD"] = request.method
         environ["PATH_INFO"] = (
@@ -328,15 +332,7 @@ class WSGIExchange:
         )
         environ["QUERY_STRING"] = request.query.decode("latin-1")
         environ["RAW_URI"] = request.target.decode("latin-1")
-        environ["SERVER_PROTOCOL"] = "HTTP/" + request.http_version
-        server = channel.server or ("localhost", 0)
-        environ["SERVER_NAME"] = server[0]
-        environ["SERVER_PORT"] = str(server[1])
-        client = channel.client
-        if client is not None:
-            environ["REMOTE_ADDR"] = client[0]
-            environ["REMOTE_PORT"] = str(client[1])
-        environ["wsgi.url_scheme"] = channel.scheme
+        environ["SERVER_PROTOCOL"] = _PROTOCOLS[request.http_version]
         environ["wsgi.input"] = self._input
         for name, value in request.headers:
             key = environ_key(name)
@@ -348,6 +344,20 @@ class WSGIExchange:
                 environ[key] += "," + text
             else:
                 environ[key] = text
+        return environ
+
+    def _connection_environ(self) -> dict[str, Any]:
+        """The part of the environ that is the same for a whole connection."""
+        channel = self.channel
+        environ = self.adapter.base_environ.copy()
+        server = channel.server or ("localhost", 0)
+        environ["SERVER_NAME"] = server[0]
+        environ["SERVER_PORT"] = str(server[1])
+        client = channel.client
+        if client is not None:
+            environ["REMOTE_ADDR"] = client[0]
+            environ["REMOTE_PORT"] = str(client[1])
+        environ["wsgi.url_scheme"] = channel.scheme
         return environ
 
     def start_response(

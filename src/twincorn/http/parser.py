@@ -92,6 +92,9 @@ class RequestParser:
         "_head_bytes",
         "_body_bytes",
         "_check_values",
+        "_max_fields",
+        "_max_field_size",
+        "_last_host",
         "state",
     )
 
@@ -104,9 +107,13 @@ class RequestParser:
             # llhttp only unfolds obs-fold in its lenient header mode, which
             # also stops it checking values: on_header checks them instead.
             self._parser.set_dangerous_leniencies(lenient_headers=True)
+        # Read on every header: kept here rather than looked up on the policy.
+        self._max_fields = policy.limit_request_fields
+        self._max_field_size = policy.limit_request_field_size - 2  # ": " excluded
+        self._last_host = b""  # the last Host value found valid on this connection
         self._request = Request()
         self._url = b""
-        self._fields = 0
+        self._fields: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
         self._body_bytes = 0
         #: idle (between requests), head, body, or closed (no more requests).
@@ -146,7 +153,7 @@ class RequestParser:
         self.state = HEAD
         self._request = Request()
         self._url = b""
-        self._fields = 0
+        self._fields = []
         self._head_bytes = 0
         self._body_bytes = 0
 
@@ -156,35 +163,42 @@ class RequestParser:
             raise self._fail(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        policy = self._policy
-        self._fields += 1
-        if self._fields > policy.limit_request_fields:
+        # Only the limits are checked as each field arrives; the rest waits
+        # for the end of the head (or of the trailers), done in one loop.
+        fields = self._fields
+        fields.append((name, value))
+        if len(fields) > self._max_fields:
             raise self._fail(431, "too many header fields")
-        if len(name) + len(value) + 2 > policy.limit_request_field_size:
+        if len(name) + len(value) > self._max_field_size:
             raise self._fail(431, "header field too large")
-        # llhttp drops the whitespace before a value but keeps what follows
-        # it; RFC 9110 section 5.5 says neither is part of the value.
-        value = value.rstrip(b" \t")
-        if self._check_values and _BAD_VALUE.search(value) is not None:
-            raise self._fail(400, "control character in a header value")
-        name = name.lower()
-        request = self._request
-        if self.state is BODY:
-            if name in _FORBIDDEN_TRAILERS:
-                raise self._fail(400, f"{name.decode()} is not allowed in trailers")
-            request.trailers.append((name, value))
-            return
-        if name in _WATCHED:
-            self._watch(request, name, value)
-        request.headers.append((name, value))
+
+    def _take_fields(self, request: Request | None) -> list[tuple[bytes, bytes]]:
+        """The fields gathered so far, names lower-cased, values trimmed;
+        with `request`, the fields the parser must see are read into it."""
+        fields = []
+        check = self._check_values
+        for name, value in self._fields:
+            # llhttp drops the whitespace before a value but keeps what
+            # follows it; RFC 9110 section 5.5 says neither is in the value.
+            value = value.rstrip(b" \t")
+            if check and _BAD_VALUE.search(value) is not None:
+                raise self._fail(400, "control character in a header value")
+            name = name.lower()
+            if request is not None and name in _WATCHED:
+                self._watch(request, name, value)
+            fields.append((name, value))
+        self._fields = []
+        return fields
 
     def _watch(self, request: Request, name: bytes, value: bytes) -> None:
         if name == b"host":
             # RFC 9112 section 3.2: more than one Host, or an invalid one: 400.
             if request.host is not None:
                 raise self._fail(400, "more than one Host header")
-            if _HOST.fullmatch(value) is None:
-                raise self._fail(400, "invalid Host header")
+            if value != self._last_host:  # a keep-alive client repeats its Host
+                if _HOST.fullmatch(value) is None:
+                    raise self._fail(400, "invalid Host header")
+                self._last_host = value
             request.host = value
         elif name == b"content-length":
             request.content_length = int(value)  # llhttp checked the digits
@@ -199,6 +213,7 @@ class RequestParser:
     def on_headers_complete(self) -> None:
         parser = self._parser
         request = self._request
+        request.headers = self._take_fields(request)
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             raise self._fail(505, f"HTTP/{version} is not supported")
@@ -237,6 +252,11 @@ class RequestParser:
         self._handler.on_body(data)
 
     def on_message_complete(self) -> None:
+        if self._fields:
+            trailers = self._request.trailers = self._take_fields(None)
+            for name, _ in trailers:
+                if name in _FORBIDDEN_TRAILERS:
+                    raise self._fail(400, f"{name.decode()} is not allowed in trailers")
         self.state = IDLE if self._request.keep_alive else CLOSED
         self._handler.on_request_complete()
 

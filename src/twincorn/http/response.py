@@ -7,6 +7,7 @@ framing, so ASGI and WSGI responses are framed by one copy of the code.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Iterable
@@ -28,9 +29,42 @@ _STATUS_LINES = {
     for code in range(100, 600)
 }
 _LAST_CHUNK = b"0\r\n\r\n"
-# Framing and connection headers the writer decides itself (after reading
-# what the application asked for).
-_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+
+# What each header field of the application means to the writer. Checking
+# and encoding a field is a pure function of its bytes, and applications send
+# the same few fields in every response, so the result is kept per (name,
+# value): the common response costs a dictionary look-up per field.
+_PLAIN, _LENGTH, _CLOSE, _SERVER, _DATE, _FRAMED = range(6)
+_FIELDS: dict[tuple[bytes, bytes], tuple[int, bytes]] = {}
+
+
+def _field(pair: Iterable[bytes]) -> tuple[int, bytes]:
+    """Check one header field of the application; (kind, encoded line)."""
+    name, value = pair
+    if not isinstance(name, bytes) or _TOKEN.fullmatch(name) is None:
+        raise ResponseError(f"invalid header name {name!r}")
+    if not isinstance(value, bytes) or _UNSAFE_VALUE.search(value) is not None:
+        raise ResponseError(f"CR, LF or NUL in the value of header {name!r}")
+    lower = name.lower()
+    kind = _PLAIN
+    if lower == b"content-length":
+        value = value.strip(b" \t")
+        if not value.isdigit():
+            raise ResponseError(f"invalid Content-Length {value!r}")
+        kind, name, value = _LENGTH, b"content-length", b"%d" % int(value)
+    elif lower == b"connection":
+        kind = _CLOSE if b"close" in value.lower() else _FRAMED
+    elif lower == b"transfer-encoding":
+        kind = _FRAMED
+    elif lower == b"server":
+        kind = _SERVER
+    elif lower == b"date":
+        kind = _DATE
+    result = (kind, b"%s: %s\r\n" % (name, value))
+    if len(_FIELDS) < 4096 and type(pair) is tuple:
+        _FIELDS[pair] = result
+    return result
 
 
 class _DateCache:
@@ -51,6 +85,11 @@ class _DateCache:
 
 
 date_line = _DateCache().get
+
+
+@functools.cache
+def _server_line(server: bytes) -> bytes:
+    return b"server: %s\r\n" % server
 
 
 def status_line(status: int) -> bytes:
@@ -118,34 +157,29 @@ class ResponseWriter:
         self._server = server
         self._date = True
         lines = []
-        for name, value in headers:
-            if _TOKEN.fullmatch(name) is None:
-                raise ResponseError(f"invalid header name {name!r}")
-            if _UNSAFE_VALUE.search(value) is not None:
-                raise ResponseError(f"CR, LF or NUL in the value of header {name!r}")
-            lower = name.lower()
-            if lower in _FRAMING:
-                self._framing_header(lower, value)
-                continue
-            if lower == b"server":
-                self._server = b""
-            elif lower == b"date":
-                self._date = False
-            lines.append(b"%s: %s\r\n" % (name, value))
-        self._headers = lines
-
-    def _framing_header(self, name: bytes, value: bytes) -> None:
-        if name == b"content-length":
-            if not value.isdigit() or (
-                self._declared is not None and self._declared != int(value)
-            ):
-                raise ResponseError(f"invalid Content-Length {value!r}")
-            self._declared = int(value)
-        elif name == b"connection":
-            if b"close" in value.lower():
+        for pair in headers:
+            try:
+                kind, line = _FIELDS[pair]
+            except (KeyError, TypeError):  # new, or a list rather than a tuple
+                kind, line = _field(pair)
+            if kind is _PLAIN:
+                lines.append(line)
+            elif kind is _LENGTH:
+                length = int(line[16:-2])
+                if self._declared is not None and self._declared != length:
+                    raise ResponseError("two different Content-Length values")
+                self._declared = length
+            elif kind is _CLOSE:
                 self.keep_alive = False
-        # Transfer-Encoding from the application is dropped: the writer
-        # frames the body itself, chunked when it has no length.
+            elif kind is _SERVER:
+                self._server = b""
+                lines.append(line)
+            elif kind is _DATE:
+                self._date = False
+                lines.append(line)
+            # _FRAMED: Transfer-Encoding and Connection (but close) from the
+            # application are dropped: the writer frames the body itself.
+        self._headers = lines
 
     def body(self, data: bytes, more: bool) -> bytes:
         """The bytes to write for one piece of the body."""
@@ -202,7 +236,7 @@ class ResponseWriter:
         if self._date:
             head.append(date_line())
         if self._server:
-            head.append(b"server: %s\r\n" % self._server)
+            head.append(_server_line(self._server))
         head += self._headers
         status = self.status
         if self._declared is not None:
@@ -239,7 +273,7 @@ def encode_error_response(status: int, detail: str = "", server: bytes = b"") ->
     head = [
         status_line(status),
         date_line(),
-        b"server: %s\r\n" % server if server else b"",
+        _server_line(server) if server else b"",
         b"content-type: text/plain; charset=utf-8\r\n",
         b"content-length: %d\r\n" % len(body),
         b"connection: close\r\n\r\n",

@@ -46,6 +46,7 @@ class HttpConnection(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self.scheme = "http"
+        self.adapter_state: Any = None
         self.parser = RequestParser(self, state.policy)
         self._pending: deque[Exchange] = deque()
         self._current: Exchange | None = None
@@ -268,8 +269,8 @@ class HttpConnection(asyncio.Protocol):
                 self.resume_reading()
         finally:
             self._in_run_next = False
-        if self._current is None and not self._pending and not self._closed:
-            self._finish_idle()
+        # An exchange that completed inside start() went through
+        # response_complete, which already decided what comes next.
 
     def _finish_idle(self) -> None:
         """Nothing in flight: answer a pending error, close, or wait."""
@@ -278,7 +279,8 @@ class HttpConnection(asyncio.Protocol):
         elif self._eof or self.parser.state is CLOSED:
             self._close()
         elif self.parser.state is IDLE:
-            self._set_deadline(_IDLE, self.state.timeouts.keep_alive)
+            self._deadline_kind = _IDLE
+            self._deadline = self.state.now + self.state.timeouts.keep_alive
 
     def _refuse(self, error: ProtocolError) -> None:
         """Answer `error` once the responses already owed are written."""

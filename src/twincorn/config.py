@@ -376,3 +376,47 @@ def build(cli: Mapping[str, Any] | None = None, environ: Mapping[str, str] | Non
     values.update({k: convert(k, v) for k, v in settings.items()})
     values.update({k: convert(k, v) for k, v in (cli or {}).items()})
     return validate(Config(**values))
+
+
+def settings_markdown() -> str:
+    """docs/settings.md, made from the declarations above (a test keeps the
+    file in sync: regenerate with `python -m twincorn.config > docs/settings.md`)."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `src/twincorn/config.py`, where each setting is declared once;",
+        "do not edit by hand (`python -m twincorn.config > docs/settings.md`).",
+        "",
+        "Each setting can be given as a `twincorn serve` flag, as an environment",
+        f"variable `{ENV_PREFIX}<NAME>` (e.g. `{ENV_PREFIX}THREADS=4`), or by its Python",
+        "name to `twincorn.run(app, name=value)`. The flag wins over the environment.",
+        "Sizes accept `k`, `m` and `g` suffixes (`64k`, `100m`).",
+    ]
+    section = None
+    for name, f in SETTINGS.items():
+        meta = f.metadata
+        if meta["section"] != section:
+            section = meta["section"]
+            lines += ["", f"## {section}", "", "| setting | flag | default | meaning |",
+                      "|---|---|---|---|"]
+        hint = _HINTS[name]
+        if meta["positional"]:
+            flag = meta["metavar"]
+        elif hint is bool:
+            flag = f"`--{name.replace('_', '-')}` / `--no-{name.replace('_', '-')}`"
+        else:
+            flag = ", ".join(f"`{x}`" for x in (*meta["flags"], "--" + name.replace("_", "-")))
+        default = f.default
+        shown = "—" if default in (None, ()) else f"`{default!r}`" if default == "" else f"`{default}`"
+        if get_origin(hint) is Literal:
+            choices = ", ".join(get_args(hint))
+            help_text = f"{meta['help']} One of: {choices}."
+        else:
+            help_text = meta["help"]
+        escaped = help_text.replace("|", "\\|")
+        lines.append(f"| `{name}` | {flag} | {shown} | {escaped} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

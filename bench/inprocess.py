@@ -23,13 +23,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from examples.asgi.app import app as asgi_app  # noqa: E402
-from examples.wsgi.app import app as wsgi_app  # noqa: E402
-from twincorn.asgi import ASGIAdapter  # noqa: E402
-from twincorn.http import RequestPolicy  # noqa: E402
-from twincorn.server.protocol import HttpConnection  # noqa: E402
-from twincorn.server.state import WorkerState  # noqa: E402
-from twincorn.wsgi import WSGIAdapter  # noqa: E402
+from examples.asgi.app import app as asgi_app
+from examples.wsgi.app import app as wsgi_app
+
+from twincorn.asgi import ASGIAdapter
+from twincorn.http import RequestPolicy
+from twincorn.server.protocol import HttpConnection
+from twincorn.server.state import WorkerState
+from twincorn.wsgi import WSGIAdapter
 
 REQUEST = (
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: bench\r\n"

@@ -39,7 +39,7 @@ def main() -> int:
     args = parser.parse_args()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        for offset, (kind, app) in enumerate(APPS):
+        for offset, (_kind, app) in enumerate(APPS):
             port = args.port + offset
             cmd = [sys.executable, "-m", "twincorn", "serve", app, "--port", str(port)]
             print(f"$ twincorn serve {app} --port {port}")

@@ -50,7 +50,7 @@ class RunningServer:
         try:
             self.loop.call_soon(self._ready.set)
             self.exit_status = self.loop.run_until_complete(self.worker.run())
-        except BaseException as exc:  # noqa: BLE001 - reported by stop()
+        except BaseException as exc:
             self.error = exc
         finally:
             self._ready.set()

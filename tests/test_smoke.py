@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import httpx
-
 from examples.asgi.app import app as asgi_hello
 from examples.wsgi.app import app as wsgi_hello
 

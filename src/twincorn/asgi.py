@@ -57,7 +57,7 @@ class _Resume:
         while True:
             try:
                 yield pending
-            except BaseException as exc:  # noqa: BLE001 - forwarded, not handled
+            except BaseException as exc:
                 try:
                     pending = coro.throw(exc)
                 except StopIteration:
@@ -110,18 +110,18 @@ class ASGIExchange:
     """One request's http scope, its receive and send, and its app call."""
 
     __slots__ = (
-        "adapter",
-        "request",
-        "channel",
-        "status",
-        "bytes_sent",
         "_body",
         "_body_size",
+        "_done",
+        "_gone",
         "_more_body",
         "_waiter",
-        "_gone",
         "_writer",
-        "_done",
+        "adapter",
+        "bytes_sent",
+        "channel",
+        "request",
+        "status",
     )
 
     def __init__(self, adapter: ASGIAdapter, request: Request, channel: Channel) -> None:
@@ -195,7 +195,7 @@ class ASGIExchange:
         except StopIteration:
             self._app_returned()
             return
-        except BaseException as exc:  # noqa: BLE001 - the app's error, reported
+        except BaseException as exc:
             self._app_failed(exc)
             return
         task = adapter.loop.create_task(_carry_on(coro, pending), context=context)
@@ -385,7 +385,7 @@ class Lifespan:
         assert self._events is not None and self._answers is not None
         try:
             await self.app(scope, self._events.get, self._answers.put)
-        except BaseException as exc:  # noqa: BLE001 - reported by startup/shutdown
+        except BaseException as exc:
             self._error = exc
             if self.mode == "on" or not isinstance(exc, Exception):
                 log.error("exception in lifespan", exc_info=exc)

@@ -407,7 +407,10 @@ def settings_markdown() -> str:
         else:
             flag = ", ".join(f"`{x}`" for x in (*meta["flags"], "--" + name.replace("_", "-")))
         default = f.default
-        shown = "—" if default in (None, ()) else f"`{default!r}`" if default == "" else f"`{default}`"
+        if default in (None, ()):
+            shown = "—"
+        else:
+            shown = f"`{default!r}`" if default == "" else f"`{default}`"
         if get_origin(hint) is Literal:
             choices = ", ".join(get_args(hint))
             help_text = f"{meta['help']} One of: {choices}."

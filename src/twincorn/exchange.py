@@ -10,7 +10,7 @@ other's class; these two Protocols are all they share.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
 from typing import IO, Any, Protocol
 
 from twincorn.http import Request
@@ -36,7 +36,7 @@ class Channel(Protocol):
         """Queue bytes for the socket (never blocks, never raises)."""
         ...
 
-    def drain(self) -> Awaitable[None]:
+    def drain(self) -> asyncio.Future[None]:
         """Wait until writing is no longer paused, or the client is gone."""
         ...
 

@@ -41,7 +41,7 @@ def load_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> Callabl
                 "and sys.path; --app-dir sets the folder)"
             ) from None
         raise AppLoadError(f"importing {module_name!r} raised {exc!r}", _trace()) from None
-    except BaseException as exc:  # noqa: BLE001 - the app's own error, reported
+    except BaseException as exc:
         raise AppLoadError(f"importing {module_name!r} raised {exc!r}", _trace()) from None
     app: Any = module
     for part in attr.split("."):
@@ -54,7 +54,7 @@ def load_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> Callabl
             raise AppLoadError(f"factory {spec!r} is not callable")
         try:
             app = app()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             raise AppLoadError(f"factory {spec!r} raised {exc!r}", _trace()) from None
     if not callable(app):
         raise AppLoadError(f"{spec!r} is not callable (it is a {type(app).__name__})")

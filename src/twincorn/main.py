@@ -19,7 +19,7 @@ log = logging.getLogger("twincorn.error")
 def serve(config: Config, app: Callable[..., Any] | None = None) -> int:
     """Serve until SIGINT or SIGTERM; return the process exit status."""
     logs.configure(config.log_level)
-    label = config.app or getattr(app, "__qualname__", repr(app))
+    label = config.app or str(getattr(app, "__qualname__", repr(app)))
     try:
         if app is None:
             if not config.app:

@@ -196,23 +196,23 @@ class WSGIExchange:
     """One request: its body, environ, start_response and the app call."""
 
     __slots__ = (
-        "adapter",
-        "request",
-        "channel",
-        "status",
-        "bytes_sent",
-        "gone",
         "_chunks",
+        "_complete",
+        "_finished",
+        "_input",
+        "_iter",
+        "_result",
         "_size",
         "_spool",
-        "_input",
         "_started",
-        "_complete",
-        "_writer",
-        "_result",
-        "_iter",
         "_threaded",
-        "_finished",
+        "_writer",
+        "adapter",
+        "bytes_sent",
+        "channel",
+        "gone",
+        "request",
+        "status",
     )
 
     def __init__(self, adapter: WSGIAdapter, request: Request, channel: Channel) -> None:
@@ -291,7 +291,7 @@ class WSGIExchange:
             return
         try:
             result = self._call()
-        except BaseException as exc:  # noqa: BLE001 - the app's error, reported
+        except BaseException as exc:
             self._failed(exc)
             return
         writer = self._writer
@@ -300,7 +300,7 @@ class WSGIExchange:
             # Content-Length, and nothing left to wait for.
             try:
                 data = writer.body(result[0], False)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 self._failed(exc)
                 return
             self.channel.write(data)
@@ -419,7 +419,7 @@ class WSGIExchange:
                     self.channel.drain().add_done_callback(lambda _: self._pump())
                     return
             self._end()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             self._failed(exc)
 
     def _end(self) -> None:
@@ -435,7 +435,9 @@ class WSGIExchange:
             self.channel.write(data)
         self._done(writer)
 
-    def _send_file(self, result: FileWrapper, writer: ResponseWriter, offset: int, count: int) -> None:
+    def _send_file(
+        self, result: FileWrapper, writer: ResponseWriter, offset: int, count: int
+    ) -> None:
         self.channel.write(writer.file_head(count))
         if not writer.sends_body or not writer.bytes_sent:
             self._done(writer)
@@ -529,7 +531,7 @@ class WSGIExchange:
         if close is not None:
             try:
                 close()
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 log.error("exception in the close() of a WSGI response", exc_info=exc)
         self._discard_spool()
 

@@ -83,18 +83,18 @@ class RequestParser:
     """Parses the requests of one connection, in order."""
 
     __slots__ = (
-        "_handler",
-        "_policy",
-        "_parser",
-        "_request",
-        "_url",
-        "_fields",
-        "_head_bytes",
         "_body_bytes",
         "_check_values",
-        "_max_fields",
-        "_max_field_size",
+        "_fields",
+        "_handler",
+        "_head_bytes",
         "_last_host",
+        "_max_field_size",
+        "_max_fields",
+        "_parser",
+        "_policy",
+        "_request",
+        "_url",
         "state",
     )
 

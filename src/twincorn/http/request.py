@@ -30,18 +30,18 @@ class Request:
     """
 
     __slots__ = (
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "headers",
+        "host",
+        "http_version",
+        "keep_alive",
         "method",
-        "target",
         "path",
         "query",
-        "http_version",
-        "headers",
+        "target",
         "trailers",
-        "keep_alive",
-        "expect_continue",
-        "host",
-        "content_length",
-        "chunked",
         "upgrade",
     )
 

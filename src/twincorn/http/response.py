@@ -70,7 +70,7 @@ def _field(pair: Iterable[bytes]) -> tuple[int, bytes]:
 class _DateCache:
     """The Date header (RFC 9110 section 6.6.1), formatted once a second."""
 
-    __slots__ = ("second", "line")
+    __slots__ = ("line", "second")
 
     def __init__(self) -> None:
         self.second = -1
@@ -122,18 +122,18 @@ class ResponseWriter:
     """
 
     __slots__ = (
-        "status",
-        "keep_alive",
-        "finished",
-        "bytes_sent",
-        "_headers",
-        "_declared",
-        "_send_body",
         "_chunked",
-        "_head_sent",
-        "_http10",
-        "_server",
         "_date",
+        "_declared",
+        "_head_sent",
+        "_headers",
+        "_http10",
+        "_send_body",
+        "_server",
+        "bytes_sent",
+        "finished",
+        "keep_alive",
+        "status",
     )
 
     def __init__(

@@ -1,0 +1,56 @@
+"""Imports point one way: http/ <- adapters <- server/ <- main, cli."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "twincorn"
+
+# module (or folder) -> the twincorn modules it may import
+ALLOWED = {
+    "http": {"twincorn.http"},
+    "exchange.py": {"twincorn.http"},
+    "asgi.py": {"twincorn.http", "twincorn.exchange"},
+    "wsgi.py": {"twincorn.http", "twincorn.exchange"},
+    "logs.py": {"twincorn.exchange"},
+    "importer.py": set(),
+    "config.py": {"twincorn.http"},
+}
+
+
+def imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {n for n in names if n == "twincorn" or n.startswith("twincorn.")}
+
+
+def allowed(name: str, prefixes: set[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def test_http_core_does_no_io_and_imports_nothing_else() -> None:
+    for path in (PACKAGE / "http").glob("*.py"):
+        text = path.read_text()
+        for forbidden in ("import asyncio", "import socket", "import selectors", "uvloop"):
+            assert forbidden not in text, f"{path.name} uses {forbidden}"
+        bad = {n for n in imported(path) if not allowed(n, ALLOWED["http"])}
+        assert not bad, f"http/{path.name} imports {bad}"
+
+
+def test_adapters_and_helpers() -> None:
+    for name, prefixes in ALLOWED.items():
+        if name == "http":
+            continue
+        bad = {n for n in imported(PACKAGE / name) if not allowed(n, prefixes)}
+        assert not bad, f"{name} imports {bad}"
+
+
+def test_server_does_not_import_main_or_cli() -> None:
+    for path in (PACKAGE / "server").glob("*.py"):
+        bad = {n for n in imported(path) if n.startswith(("twincorn.main", "twincorn.cli"))}
+        assert not bad, f"server/{path.name} imports {bad}"

@@ -69,10 +69,17 @@ def run(kind: str, requests: int) -> float:
     transport = FakeTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]
     feed = conn.data_received
-    start = time.perf_counter()
-    for _ in range(requests):
-        feed(REQUEST)
-    elapsed = time.perf_counter() - start
+
+    async def drive() -> float:
+        # Inside the running loop, and back to it after each request as after
+        # each read of a real socket: an ASGI app runs as a Task.
+        start = time.perf_counter()
+        for _ in range(requests):
+            feed(REQUEST)
+            await asyncio.sleep(0)
+        return time.perf_counter() - start
+
+    elapsed = loop.run_until_complete(drive())
     assert transport.written > requests * 50, "responses were not written"
     loop.close()
     return elapsed / requests * 1e6

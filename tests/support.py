@@ -97,7 +97,7 @@ def read_until_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
         except TimeoutError:
             break
         except ConnectionResetError:
-            break
+            return b"".join(chunks)  # a reset closes too (an aborted response)
         if not data:
             return b"".join(chunks)
         chunks.append(data)

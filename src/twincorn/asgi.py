@@ -1,11 +1,11 @@
 """The ASGI 3.0 adapter: http scope, receive/send, lifespan.
 
-Hot path: `ASGIExchange.start` calls the application and steps its
-coroutine once by hand, inside a fresh contextvars context. An application
-that answers without waiting for anything (the usual case for small
-responses) finishes in that one step, and no asyncio Task is made for it.
-Only a coroutine that really suspends is handed to a Task, which resumes it
-where it stopped (`_Resume`).
+Each request runs as an asyncio Task in a fresh contextvars context, so that
+`asyncio.current_task()`, `asyncio.timeout`, TaskGroup and the libraries built
+on them (anyio, hence Starlette and FastAPI) work from the application's first
+line. On Python 3.12+ the Task starts eagerly (`ASGIExchange.start`): an
+application that answers without waiting for anything finishes inside
+`start`, with no trip through the event loop.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Generator, MutableMapping
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -36,41 +37,14 @@ _CONTINUE = informational(100)
 # Above this many buffered body bytes the socket stops being read until the
 # application receives them (request-side back-pressure).
 _BODY_HIGH_WATER = 1 << 16
+# Python 3.12+ can start a Task eagerly: its first step runs at once, so a
+# response that needs no waiting is written without a trip through the loop.
+_EAGER = sys.version_info >= (3, 12)
+_Task: Any = asyncio.Task  # typeshed for 3.11 does not know eager_start
 
 
-class _Resume:
-    """Awaitable that carries on a coroutine already stepped by hand.
-
-    `pending` is what the coroutine yielded on its first step (a future it
-    waits on, or None for a bare yield). Task machinery sends and throws
-    into this generator exactly as it would into the coroutine itself.
-    """
-
-    __slots__ = ("coro", "pending")
-
-    def __init__(self, coro: Any, pending: Any) -> None:
-        self.coro = coro
-        self.pending = pending
-
-    def __await__(self) -> Generator[Any, None, None]:
-        coro, pending = self.coro, self.pending
-        while True:
-            try:
-                yield pending
-            except BaseException as exc:
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    pending = coro.send(None)
-                except StopIteration:
-                    return
-
-
-async def _carry_on(coro: Any, pending: Any) -> None:
-    await _Resume(coro, pending)
+class ClientDisconnected(OSError):
+    """Raised by send() once the client is gone (ASGI HTTP spec 2.4)."""
 
 
 class ASGIAdapter:
@@ -188,17 +162,21 @@ class ASGIExchange:
             "headers": request.headers,
             "state": adapter.lifespan.state.copy() if adapter.lifespan.state else {},
         }
-        coro = adapter.app(scope, self.receive, self.send)
         context = adapter.context.copy()
         try:
-            pending = context.run(coro.send, None)  # type: ignore[attr-defined]
-        except StopIteration:
-            self._app_returned()
-            return
-        except BaseException as exc:
+            coro = adapter.app(scope, self.receive, self.send)
+            if _EAGER:
+                # The first step runs now, inside the Task: an application
+                # that answers without suspending is done before this returns.
+                task = _Task(coro, loop=adapter.loop, context=context, eager_start=True)
+                if task.done():
+                    self._task_done(task)
+                    return
+            else:
+                task = adapter.loop.create_task(coro, context=context)  # type: ignore[arg-type]
+        except Exception as exc:  # the call itself failed, or no coroutine
             self._app_failed(exc)
             return
-        task = adapter.loop.create_task(_carry_on(coro, pending), context=context)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
@@ -247,8 +225,12 @@ class ASGIExchange:
             writer = self._writer
             if writer is None:
                 raise RuntimeError("http.response.body before http.response.start")
-            if self._gone or self._done:
-                return  # the client left; the application may finish quietly
+            if self._gone:
+                # HTTP spec 2.4: an OSError, which the app may catch to clean
+                # up; _app_failed does not log it.
+                raise ClientDisconnected("the client is gone")
+            if self._done:
+                return  # the response is complete: later messages are ignored
             more = message.get("more_body", False)
             data = writer.body(message.get("body", b""), more)
             if data:
@@ -257,6 +239,7 @@ class ASGIExchange:
                 self.bytes_sent = writer.bytes_sent
                 self._done = True
                 self.channel.response_complete(writer.keep_alive)
+                self._wake()  # a pending receive() now gets http.disconnect
             elif self.channel.write_paused:
                 await self.channel.drain()
         elif kind == "http.response.start":
@@ -272,6 +255,11 @@ class ASGIExchange:
             except ResponseError as exc:
                 self._refuse_response(exc)
                 raise
+            if self.request.expect_continue and self._more_body:
+                # No 100 Continue went out, so the client may never send
+                # the body: the connection ends after this response, and
+                # the response says so (RFC 9110 section 10.1.1).
+                self._writer.keep_alive = False
             self.status = self._writer.status
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r}")
@@ -317,6 +305,7 @@ class ASGIExchange:
         if not self._done:
             self._done = True
             self.channel.response_complete(keep_alive)
+            self._wake()
 
 
 class LifespanFailure(Exception):
@@ -340,6 +329,11 @@ class Lifespan:
         self._task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task running the application's lifespan call, if it runs."""
+        return self._task
+
     async def startup(self) -> None:
         if self.mode == "off":
             return
@@ -356,9 +350,19 @@ class Lifespan:
             self._task = None
             return
         if answer["type"] == "lifespan.startup.failed":
+            await self._abandon()
             raise LifespanFailure(answer.get("message") or "lifespan startup failed")
         if answer["type"] != "lifespan.startup.complete":
+            await self._abandon()
             raise LifespanFailure(f"unexpected lifespan message {answer['type']!r}")
+
+    async def _abandon(self) -> None:
+        """After a failed startup: end the app's lifespan call if it still
+        waits for events, so that no task is left pending when the loop closes."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1)
 
     async def shutdown(self) -> None:
         if self._task is None or self._events is None:
@@ -387,5 +391,7 @@ class Lifespan:
             await self.app(scope, self._events.get, self._answers.put)
         except BaseException as exc:
             self._error = exc
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             if self.mode == "on" or not isinstance(exc, Exception):
                 log.error("exception in lifespan", exc_info=exc)

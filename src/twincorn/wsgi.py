@@ -50,6 +50,9 @@ _KEYS: dict[bytes, str | None] = {
     b"content-length": "CONTENT_LENGTH",
 }
 _EMPTY_BODY = b""
+# Bytes a pool thread may hand to the loop before it waits for them to be
+# written (see WSGIExchange._write_from_thread).
+_SYNC_BYTES = 1 << 18
 _PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1"}
 
 
@@ -181,6 +184,8 @@ class WSGIAdapter:
             if not exchange.gone:
                 self.running += 1
                 exchange.run()
+            else:
+                exchange._discard_spool()  # never called: its body goes too
         if self.on_release is not None and self.running < self.threads:
             self.on_release()
 
@@ -206,6 +211,7 @@ class WSGIExchange:
         "_spool",
         "_started",
         "_threaded",
+        "_unsynced",
         "_writer",
         "adapter",
         "bytes_sent",
@@ -232,6 +238,7 @@ class WSGIExchange:
         self._result: Iterable[bytes] | None = None
         self._iter: Iterator[bytes] | None = None
         self._threaded = adapter.pool is not None
+        self._unsynced = 0
         self._finished = False
 
     # -- the request body, read by the event loop -------------------------
@@ -368,7 +375,9 @@ class WSGIExchange:
     ) -> Callable[[bytes], None]:
         if exc_info is not None:
             try:
-                if self.status and self._writer is not None and self._writer.bytes_sent:
+                # Too late once the head is out (even with no body bytes, as
+                # for HEAD): PEP 3333 says re-raise.
+                if self._writer is not None and self._writer.head_sent:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None  # PEP 3333: avoid a reference cycle
@@ -459,6 +468,17 @@ class WSGIExchange:
     def _run_in_thread(self) -> tuple[bytes, ResponseWriter | None]:
         """In a pool thread: call, consume, return the last bytes to write."""
         result = self._call()
+        writer = self._writer
+        if type(result) is list:
+            if len(result) == 1 and writer is not None:
+                # One piece: one write, with a Content-Length (as inline).
+                return writer.body(result[0], False), writer
+            # Every piece exists already: they may be written together.
+            batch = 65536
+        else:
+            # PEP 3333: a piece is not held back while the application
+            # produces the next one (which may take any time).
+            batch = 1
         out: list[bytes] = []
         size = 0
         for chunk in result:
@@ -471,7 +491,7 @@ class WSGIExchange:
             if data:
                 out.append(data)
                 size += len(data)
-                if size >= 65536:
+                if size >= batch:
                     self._write_from_thread(b"".join(out))
                     out, size = [], 0
         writer = self._writer
@@ -484,7 +504,12 @@ class WSGIExchange:
     def _write_from_thread(self, data: bytes) -> None:
         loop = self.adapter.loop
         loop.call_soon_threadsafe(self.channel.write, data)
-        if self.channel.write_paused:
+        # write_paused lags behind the writes still queued for the loop, so
+        # every _SYNC_BYTES the thread also waits for the loop to catch up:
+        # otherwise a fast producer could queue without bound.
+        self._unsynced += len(data)
+        if self.channel.write_paused or self._unsynced >= _SYNC_BYTES:
+            self._unsynced = 0
             asyncio.run_coroutine_threadsafe(_wait(self.channel.drain), loop).result()
 
     def _thread_done(self, future: asyncio.Future[tuple[bytes, ResponseWriter | None]]) -> None:

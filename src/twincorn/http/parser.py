@@ -87,10 +87,13 @@ class RequestParser:
         "_check_values",
         "_fields",
         "_handler",
+        "_head_began",
         "_head_bytes",
+        "_head_raw",
         "_last_host",
         "_max_field_size",
         "_max_fields",
+        "_max_head",
         "_parser",
         "_policy",
         "_request",
@@ -114,7 +117,10 @@ class RequestParser:
         self._request = Request()
         self._url = b""
         self._fields: list[tuple[bytes, bytes]] = []
-        self._head_bytes = 0
+        self._max_head = policy.limit_request_head
+        self._head_bytes = 0  # of the current head: its target and fields
+        self._head_raw = 0  # bytes fed while the head was unfinished
+        self._head_began = False  # the current head began in this feed
         self._body_bytes = 0
         #: idle (between requests), head, body, or closed (no more requests).
         self.state = IDLE
@@ -123,6 +129,7 @@ class RequestParser:
         """Parse `data`; raise ProtocolError if the request must be refused."""
         if self.state is CLOSED:
             return
+        self._head_began = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -141,9 +148,14 @@ class RequestParser:
                 return  # bytes after a "close" message: ignored, never parsed
             self.state = CLOSED
             raise ProtocolError(400, _describe(exc)) from None
-        if self.state is HEAD:
-            self._head_bytes += len(data)
-            if self._head_bytes > self._policy.limit_request_head:
+        if self.state is HEAD and not self._head_began:
+            # A head still unfinished after a whole feed: llhttp holds its
+            # partial field, unseen by on_header, so the raw bytes count.
+            # (The part fed with the head's first bytes is not known: it
+            # may hold the end of the previous request. on_header counts
+            # it once a field is complete.)
+            self._head_raw += len(data)
+            if self._head_raw > self._max_head:
                 self.state = CLOSED
                 raise ProtocolError(431, "request head too large")
 
@@ -155,12 +167,15 @@ class RequestParser:
         self._url = b""
         self._fields = []
         self._head_bytes = 0
+        self._head_raw = 0
+        self._head_began = True
         self._body_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self._url = url if not self._url else self._url + url
         if len(self._url) > self._policy.limit_request_line:
             raise self._fail(414, "request target too long")
+        self._head_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # Only the limits are checked as each field arrives; the rest waits
@@ -171,6 +186,11 @@ class RequestParser:
             raise self._fail(431, "too many header fields")
         if len(name) + len(value) > self._max_field_size:
             raise self._fail(431, "header field too large")
+        # The whole head, ": " and CRLF included, however it was split
+        # into reads (trailers count on, as a second header section).
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self._max_head:
+            raise self._fail(431, "request head too large")
 
     def _take_fields(self, request: Request | None) -> list[tuple[bytes, bytes]]:
         """The fields gathered so far, names lower-cased, values trimmed;

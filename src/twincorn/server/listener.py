@@ -79,6 +79,7 @@ class Listener:
         self.factory = protocol_factory
         self.busy = busy
         self.accepting = False
+        self.closed = False
         self.pending: set[asyncio.Task[object]] = set()
 
     def start(self) -> None:
@@ -94,8 +95,9 @@ class Listener:
                 self.loop.remove_reader(sock.fileno())
 
     def resume(self) -> None:
-        """Called when a slot frees up."""
-        if not self.accepting and not self.busy():
+        """Called when a slot frees up (maybe after close(), by an app
+        call that outlived the graceful stop: then nothing is reopened)."""
+        if not self.accepting and not self.closed and not self.busy():
             self.start()
 
     def _accept(self, sock: socket.socket) -> None:
@@ -125,6 +127,7 @@ class Listener:
             conn.close()
 
     def close(self) -> None:
+        self.closed = True
         self.pause()
         for sock in self.sockets:
             sock.close()

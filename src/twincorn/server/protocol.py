@@ -29,6 +29,12 @@ log = logging.getLogger("twincorn.error")
 
 # What a deadline, once passed, means.
 _IDLE, _HEAD, _BODY = 1, 2, 3
+# WorkerState.now is the time of the last sweep, up to one sweep interval
+# (a second) behind the real time. Deadlines are counted from one interval
+# later, so that a timeout never fires early (timeout_keep_alive=1 would
+# otherwise close a connection idle for a tenth of a second); a deadline may
+# fire up to two intervals late instead.
+_LAG = 1.0
 
 
 def _address(info: Any) -> tuple[str, int] | None:
@@ -55,6 +61,7 @@ class HttpConnection(asyncio.Protocol):
         self._error: ProtocolError | None = None  # to answer once in-flight ends
         self._eof = False  # the client shut down its sending side
         self._closed = False
+        self._lost = False  # connection_lost was called
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._reading_paused = False
@@ -114,7 +121,7 @@ class HttpConnection(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
+        self._closed = self._lost = True
         self.state.connections.discard(self)
         self._deadline_kind = 0
         for waiter in self._drain_waiters:
@@ -156,17 +163,24 @@ class HttpConnection(asyncio.Protocol):
             self._parsing.feed_body(data)
 
     def on_request_complete(self) -> None:
+        parsing, self._parsing = self._parsing, None
         if self._draining:
             self._draining = 0
-        elif self._parsing is not None:
-            self._parsing.body_complete()
-        self._parsing = None
+        elif parsing is not None:
+            # Cleared first: body_complete may run the application and end
+            # its response at once (WSGI), and response_complete must then
+            # see the body as read, not as left for draining.
+            parsing.body_complete()
 
     # -- Channel (called by the exchange) -----------------------------------
 
     @property
     def write_paused(self) -> bool:
-        return self._write_paused
+        # A transport that is closing (the client reset the connection, or
+        # it was aborted) drops what it is given and never pauses: until
+        # connection_lost runs, a producer must wait in drain(), not spin.
+        transport = self.transport
+        return self._write_paused or (transport is not None and transport.is_closing())
 
     def write(self, data: bytes) -> None:
         if not self._closed and self.transport is not None:
@@ -174,7 +188,7 @@ class HttpConnection(asyncio.Protocol):
 
     def drain(self) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = self.state.loop.create_future()
-        if self._write_paused and not self._closed:
+        if not self._lost and self.write_paused:
             self._drain_waiters.append(waiter)
         else:
             waiter.set_result(None)
@@ -229,6 +243,9 @@ class HttpConnection(asyncio.Protocol):
             elif request.content_length is not None:
                 keep_alive = keep_alive and request.content_length <= state.drain_limit
             self._draining = 1
+            # The exchange may have paused reading (its buffer was full);
+            # nobody would ever resume it, and the drain would stall.
+            self.resume_reading()
         keep_alive = keep_alive and not state.stopping
         if self._pending and keep_alive:
             self._run_next()
@@ -280,7 +297,7 @@ class HttpConnection(asyncio.Protocol):
             self._close()
         elif self.parser.state is IDLE:
             self._deadline_kind = _IDLE
-            self._deadline = self.state.now + self.state.timeouts.keep_alive
+            self._deadline = self.state.now + _LAG + self.state.timeouts.keep_alive
 
     def _refuse(self, error: ProtocolError) -> None:
         """Answer `error` once the responses already owed are written."""
@@ -296,8 +313,13 @@ class HttpConnection(asyncio.Protocol):
         elif parsing is not None:
             parsing.client_gone()  # it ends with response_complete()
             return
-        if self._current is None and not self._pending:
-            self._send_error(error)
+        if self._current is None:
+            if self._pending:
+                # Good requests parsed in the same read as the bad one: they
+                # are answered first; the last response_complete sends error.
+                self._run_next()
+            else:
+                self._send_error(error)
 
     def _send_error(self, error: ProtocolError) -> None:
         self.write(encode_error_response(error.status, error.reason, self.state.server_header))
@@ -310,7 +332,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _set_deadline(self, kind: int, seconds: float) -> None:
         self._deadline_kind = kind
-        self._deadline = self.state.now + seconds
+        self._deadline = self.state.now + _LAG + seconds
 
     def check_deadline(self, now: float) -> None:
         """Called by the sweep: act on a passed deadline."""
@@ -322,5 +344,9 @@ class HttpConnection(asyncio.Protocol):
             self._close()
         elif kind == _HEAD:
             self._refuse(ProtocolError(408, "request head not received in time"))
+        elif self._draining:
+            # The body being thrown away belongs to a request already
+            # answered: a 408 now would answer no request. Just close.
+            self._close()
         else:
             self._refuse(ProtocolError(408, "request body not received in time"))

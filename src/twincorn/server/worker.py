@@ -130,10 +130,21 @@ class Worker:
         deadline = self.loop.time() + self.config.graceful_timeout
         while state.connections and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
+        if state.connections:
+            log.warning("graceful timeout: closing %d connections", len(state.connections))
         for conn in list(state.connections):
             conn.abort()
-        if state.connections:
-            await asyncio.sleep(0)
+        # Applications still running (their clients are gone now) are
+        # cancelled, so that nothing is left pending when the loop closes.
+        # The lifespan task is kept: it is still to hear lifespan.shutdown.
+        keep = {asyncio.current_task()}
+        if isinstance(self.adapter, ASGIAdapter):
+            keep.add(self.adapter.lifespan.task)
+        leftover = [t for t in asyncio.all_tasks() if t not in keep]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            await asyncio.wait(leftover, timeout=5)
 
 
 def install_signal_handlers(loop: asyncio.AbstractEventLoop, worker: Worker) -> None:

@@ -163,31 +163,25 @@ class ASGIExchange:
             "state": adapter.lifespan.state.copy() if adapter.lifespan.state else {},
         }
         context = adapter.context.copy()
-        try:
-            coro = adapter.app(scope, self.receive, self.send)
-            if _EAGER:
-                # The first step runs now, inside the Task: an application
-                # that answers without suspending is done before this returns.
-                task = _Task(coro, loop=adapter.loop, context=context, eager_start=True)
-                if task.done():
-                    self._task_done(task)
-                    return
-            else:
-                task = adapter.loop.create_task(coro, context=context)  # type: ignore[arg-type]
-        except Exception as exc:  # the call itself failed, or no coroutine
-            self._app_failed(exc)
-            return
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            self._app_failed(asyncio.CancelledError())
-            return
-        exc = task.exception()
-        if exc is None:
-            self._app_returned()
+        run = self._run(scope)
+        if _EAGER:
+            # The first step runs now, inside the Task: an application that
+            # answers without suspending is done before this returns.
+            _Task(run, loop=adapter.loop, context=context, eager_start=True)
         else:
+            adapter.loop.create_task(run, context=context)
+
+    async def _run(self, scope: Scope) -> None:
+        """The body of the request's Task: call the app, report how it ended
+        (here rather than in a done callback, which would cost a loop trip)."""
+        try:
+            await self.adapter.app(scope, self.receive, self.send)
+        except BaseException as exc:  # noqa: BLE001 - the app's error, reported
             self._app_failed(exc)
+            if not isinstance(exc, Exception | asyncio.CancelledError):
+                raise  # KeyboardInterrupt, SystemExit
+        else:
+            self._app_returned()
 
     # -- receive and send -------------------------------------------------
 

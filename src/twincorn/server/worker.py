@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -22,6 +23,9 @@ from twincorn.server.state import Timeouts, WorkerState
 from twincorn.wsgi import WSGIAdapter
 
 log = logging.getLogger("twincorn.error")
+
+# Allocations between young-generation collections (Python's default: 700).
+_YOUNG_THRESHOLD = 20_000
 
 
 def new_event_loop(choice: str) -> tuple[asyncio.AbstractEventLoop, str]:
@@ -97,6 +101,7 @@ class Worker:
         except LifespanFailure as exc:
             log.error("application startup failed: %s", exc)
             return 3
+        settle_memory()
         self.listener.start()
         self._tick()
         for sock in self.sockets:
@@ -145,6 +150,21 @@ class Worker:
             task.cancel()
         if leftover:
             await asyncio.wait(leftover, timeout=5)
+
+
+def settle_memory() -> None:
+    """Tune the garbage collector for serving, once the app is loaded.
+
+    Everything alive now (the application, its modules, lifespan state)
+    lives as long as the worker: `gc.freeze` moves it out of the collector's
+    sight, so that full collections stop walking it again and again — they
+    were the worker's longest pauses, and its p99 latency. Requests leave
+    little cyclic garbage, so the young generation is collected less often.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(_YOUNG_THRESHOLD, middle, old)
 
 
 def install_signal_handlers(loop: asyncio.AbstractEventLoop, worker: Worker) -> None:

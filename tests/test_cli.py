@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,6 +21,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_pair() -> int:
+    """A port p with p and p+1 free, below the ephemeral range: the demo's
+    own client connections (ephemeral source ports) cannot take them."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        try:
+            for candidate in (port, port + 1):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of ports")
 
 
 def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 15) -> subprocess.CompletedProcess[str]:
@@ -189,7 +205,7 @@ def test_run_scripts(kind: str) -> None:
 
 
 def test_demo_runs_briefly() -> None:
-    port = free_port()
+    port = free_port_pair()
     result = subprocess.run(
         [sys.executable, "examples/demo.py", "--port", str(port), "--seconds", "0.5"],
         cwd=ROOT, capture_output=True, text=True, timeout=30,

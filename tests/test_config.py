@@ -90,6 +90,16 @@ def test_sizes() -> None:
         config.parse_size("lots")
 
 
+def test_zero_means_no_limit() -> None:
+    policy = config.build(
+        environ={}, limit_request_line=0, limit_request_fields=0,
+        limit_request_field_size=0, limit_request_head=0, limit_request_body=0,
+    ).request_policy()
+    assert min(policy.limit_request_line, policy.limit_request_fields,
+               policy.limit_request_field_size, policy.limit_request_head) > 1 << 40
+    assert policy.limit_request_body == 0  # the core reads 0 as no limit
+
+
 def test_policy_follows_settings() -> None:
     c = config.build(environ={}, require_host=False, limit_request_fields=5)
     policy = c.request_policy()

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import os
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,8 @@ from typing import Any, Literal, get_args, get_origin
 from twincorn.http import RequestPolicy
 
 ENV_PREFIX = "TWINCORN_"
-_P = RequestPolicy()  # the core's own defaults, so that both agree
+_P = RequestPolicy()
+_NO_LIMIT = sys.maxsize  # the core's own defaults, so that both agree
 
 
 def setting(
@@ -152,22 +154,22 @@ class Config:
     # -- HTTP rules and limits
     limit_request_line: int = setting(
         _P.limit_request_line,
-        "Longest request target, in bytes (414).",
+        "Longest request target, in bytes (414); 0 for no limit.",
         section="http",
         metavar="BYTES",
     )
     limit_request_fields: int = setting(
-        _P.limit_request_fields, "Most header fields in a request (431).", section="http",
+        _P.limit_request_fields, "Most header fields in a request (431); 0 for no limit.", section="http",
         metavar="N",
     )
     limit_request_field_size: int = setting(
         _P.limit_request_field_size,
-        "Longest header field line, name and value (431).",
+        "Longest header field line, name and value (431); 0 for no limit.",
         section="http",
         metavar="BYTES",
     )
     limit_request_head: int = setting(
-        _P.limit_request_head, "Largest request head in all (431).", section="http",
+        _P.limit_request_head, "Largest request head in all (431); 0 for no limit.", section="http",
         metavar="BYTES",
     )
     limit_request_body: int = setting(
@@ -224,11 +226,12 @@ class Config:
         return self.bind or ("127.0.0.1:8000",)
 
     def request_policy(self) -> RequestPolicy:
+        # 0 means no limit, as in gunicorn; the core always compares.
         return RequestPolicy(
-            limit_request_line=self.limit_request_line,
-            limit_request_fields=self.limit_request_fields,
-            limit_request_field_size=self.limit_request_field_size,
-            limit_request_head=self.limit_request_head,
+            limit_request_line=self.limit_request_line or _NO_LIMIT,
+            limit_request_fields=self.limit_request_fields or _NO_LIMIT,
+            limit_request_field_size=self.limit_request_field_size or _NO_LIMIT,
+            limit_request_head=self.limit_request_head or _NO_LIMIT,
             limit_request_body=self.limit_request_body,
             permit_obsolete_folding=self.permit_obsolete_folding,
             require_host=self.require_host,

@@ -14,19 +14,11 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import httpx
 
-from support import Response, RunningServer, connect, exchange, parse_responses, read_until_close
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
-ServeFn = Callable[..., RunningServer]
+from asgi_types import App, Message, Receive, Scope, Send, ServeFn
+from support import Response, connect, exchange, parse_responses, read_until_close
 
 
 async def respond(send: Send, body: bytes = b"ok", status: int = 200) -> None:

@@ -16,20 +16,14 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from asgi_types import Message, Receive, Scope, Send, ServeFn
 from support import RunningServer
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ServeFn = Callable[..., RunningServer]
 
 ROOT = Path(__file__).resolve().parent.parent
 

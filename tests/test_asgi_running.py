@@ -17,14 +17,8 @@ import anyio
 import httpx
 import pytest
 
+from asgi_types import App, Message, Receive, Scope, Send, ServeFn
 from support import Response, RunningServer, connect, exchange, parse_responses, read_until_close
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
-ServeFn = Callable[..., RunningServer]
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 START: Message = {"type": "http.response.start", "status": 200, "headers": []}

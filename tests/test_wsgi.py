@@ -31,6 +31,7 @@ from wsgi_support import (
     ErrorLog,
     Serve,
     StartResponse,
+    error_log_fixture,  # noqa: F401 - autouse fixture
     get,
     one_response,
     read_all,
@@ -39,10 +40,6 @@ from wsgi_support import (
 pytestmark = pytest.mark.timeout(15)
 
 
-@pytest.fixture(autouse=True)
-def error_log() -> Iterator[ErrorLog]:
-    with ErrorLog.attached() as handler:
-        yield handler
 
 
 # -- environ ------------------------------------------------------------------

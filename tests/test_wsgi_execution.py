@@ -24,9 +24,9 @@ from support import connect
 from wsgi_support import (
     TEXT,
     Environ,
-    ErrorLog,
     Serve,
     StartResponse,
+    error_log_fixture,  # noqa: F401 - autouse fixture
     one_response,
     read_all,
     read_until,
@@ -36,10 +36,6 @@ from wsgi_support import (
 pytestmark = pytest.mark.timeout(15)
 
 
-@pytest.fixture(autouse=True)
-def error_log() -> Iterator[ErrorLog]:
-    with ErrorLog.attached() as handler:
-        yield handler  # no test here expects an error
 
 
 class Gauge:

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from support import RunningServer, exchange, parse_responses
 
 if TYPE_CHECKING:
@@ -108,3 +110,10 @@ def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+@pytest.fixture(autouse=True, name="error_log")
+def error_log_fixture() -> Iterator[ErrorLog]:
+    """Captures the error log in every test of a module that imports it."""
+    with ErrorLog.attached() as handler:
+        yield handler

@@ -176,7 +176,7 @@ class ASGIExchange:
         (here rather than in a done callback, which would cost a loop trip)."""
         try:
             await self.adapter.app(scope, self.receive, self.send)
-        except BaseException as exc:  # noqa: BLE001 - the app's error, reported
+        except BaseException as exc:  # the app's error: reported, not raised
             self._app_failed(exc)
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise  # KeyboardInterrupt, SystemExit

@@ -159,7 +159,9 @@ class Config:
         metavar="BYTES",
     )
     limit_request_fields: int = setting(
-        _P.limit_request_fields, "Most header fields in a request (431); 0 for no limit.", section="http",
+        _P.limit_request_fields,
+        "Most header fields in a request (431); 0 for no limit.",
+        section="http",
         metavar="N",
     )
     limit_request_field_size: int = setting(

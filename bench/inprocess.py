@@ -30,6 +30,7 @@ from twincorn.asgi import ASGIAdapter
 from twincorn.http import RequestPolicy
 from twincorn.server.protocol import HttpConnection
 from twincorn.server.state import WorkerState
+from twincorn.server.worker import new_event_loop
 from twincorn.wsgi import WSGIAdapter
 
 REQUEST = (
@@ -58,8 +59,8 @@ class FakeTransport:
         return False
 
 
-def run(kind: str, requests: int) -> float:
-    loop = asyncio.new_event_loop()
+def run(kind: str, requests: int, loop_name: str = "auto") -> float:
+    loop, _ = new_event_loop(loop_name)
     if kind == "asgi":
         adapter: Any = ASGIAdapter(asgi_app, loop, server_header=b"twincorn", lifespan="off")
     else:
@@ -89,15 +90,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto")
     args = parser.parse_args()
     for kind in ("asgi", "wsgi"):
         if args.profile:
             profiler = cProfile.Profile()
-            profiler.runcall(run, kind, args.requests // 4)
+            profiler.runcall(run, kind, args.requests // 4, args.loop)
             pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
         else:
             # The least of five runs: on a busy machine the others were interrupted.
-            best = min(run(kind, args.requests // 5) for _ in range(5))
+            best = min(run(kind, args.requests // 5, args.loop) for _ in range(5))
             print(f"{kind}: {best:.2f} us per request")
 
 

@@ -95,7 +95,7 @@ def test_auto_with_an_app_that_raises_on_lifespan_still_serves(
         server.stop()
     assert server.exit_status == 0
     assert scopes == ["lifespan", "http"]
-    assert any("lifespan" in r.getMessage() and "not supported" in r.getMessage()
+    assert any("lifespan" in r.getMessage() and "did not answer startup" in r.getMessage()
                for r in caplog.records)
     # An app that does not speak lifespan is not an error in auto mode.
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -340,7 +340,7 @@ class Lifespan:
         if answer is None:
             if self.mode == "on":
                 raise LifespanFailure(f"lifespan startup raised: {self._error!r}")
-            log.info("lifespan: not supported by the application, going on without it")
+            log.info("lifespan: the application did not answer startup; going on without it")
             self._task = None
             return
         if answer["type"] == "lifespan.startup.failed":

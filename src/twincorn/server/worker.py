@@ -38,7 +38,9 @@ def new_event_loop(choice: str) -> tuple[asyncio.AbstractEventLoop, str]:
                 raise
         else:
             return uvloop.new_event_loop(), "uvloop"
-    return asyncio.new_event_loop(), "asyncio"
+    # The listener accepts through add_reader, which Windows' default
+    # (proactor) loop lacks; the selector loop has it everywhere.
+    return asyncio.SelectorEventLoop(), "asyncio"
 
 
 class Worker:

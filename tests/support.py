@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,3 +168,46 @@ def parse_responses(data: bytes, head_request: bool = False) -> list[Response]:
         if last.header(b"content-length") is None and last.header(b"transfer-encoding") is None:
             last.complete = True
     return collector.responses
+
+
+class ErrorLog(logging.Handler):
+    """Collects what the server writes to the twincorn.error log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self, level: int = logging.DEBUG) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= level]
+
+    def errors(self) -> list[str]:
+        """The errors logged so far, taken: they are expected, not reported."""
+        taken = [r.getMessage() for r in self.records if r.levelno >= logging.ERROR]
+        self.records = [r for r in self.records if r.levelno < logging.ERROR]
+        return taken
+
+    def app_failed(self) -> bool:
+        return "exception in WSGI application" in self.errors()
+
+    @classmethod
+    @contextmanager
+    def attached(cls, strict: bool = True) -> Iterator[ErrorLog]:
+        """Collect the error log (debug lines too); when `strict`, fail if an
+        error is left that the test did not take (an exception in an app's
+        close(), say)."""
+        handler = cls()
+        logger = logging.getLogger("twincorn.error")
+        old_level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        try:
+            yield handler
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+        if strict:
+            left = handler.errors()
+            assert not left, f"unexpected errors in the log: {left}"

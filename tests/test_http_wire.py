@@ -12,11 +12,10 @@ import time
 
 import pytest
 
-from support import exchange, parse_responses
+from support import ErrorLog, exchange, parse_responses
 from wire_apps import OWN_DATE, OWN_SERVER, STREAM_PIECES
 from wire_client import (  # noqa: F401 - the *_fixture names are fixtures
     Client,
-    LogRecords,
     ServeFn,
     chunked,
     error_log_fixture,
@@ -430,7 +429,7 @@ def test_204_and_304_have_no_body_and_no_length(
 @pytest.mark.parametrize("where", ["name", "value"])
 @pytest.mark.parametrize("char", ["cr", "lf", "nul", "crlf"])
 def test_header_with_control_characters_is_refused(
-    serve: ServeFn, interface: str, error_log: LogRecords, where: str, char: str
+    serve: ServeFn, interface: str, error_log: ErrorLog, where: str, char: str
 ) -> None:
     server = start(serve, interface)
     raw = exchange(server.port, get(f"/inject?where={where}&char={char}"))
@@ -498,7 +497,7 @@ def _reset(sock: socket.socket) -> None:
 
 @pytest.mark.parametrize("how", ["close", "reset"])
 def test_client_gone_mid_response(
-    serve: ServeFn, interface: str, error_log: LogRecords, how: str
+    serve: ServeFn, interface: str, error_log: ErrorLog, how: str
 ) -> None:
     # WSGI with a thread pool, so that other connections are served meanwhile.
     server = start(serve, interface, threads=4)

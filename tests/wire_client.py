@@ -7,7 +7,6 @@ A test module takes the fixtures by importing them: `interface_fixture`
 
 from __future__ import annotations
 
-import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from support import Response, RunningServer, connect, parse_responses
+from support import ErrorLog, Response, RunningServer, connect, parse_responses
 from wire_apps import asgi_app, wsgi_app
 
 ServeFn = Callable[..., RunningServer]
@@ -144,32 +143,10 @@ class Client:
         return len(self.data) == before and not self.eof
 
 
-class LogRecords(logging.Handler):
-    """Collects the records of the twincorn.error logger."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def messages(self, level: int = logging.DEBUG) -> list[str]:
-        return [r.getMessage() for r in self.records if r.levelno >= level]
-
-
 @pytest.fixture(name="error_log")
-def error_log_fixture() -> Iterator[LogRecords]:
-    logger = logging.getLogger("twincorn.error")
-    handler = LogRecords()
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
+def error_log_fixture() -> Iterator[ErrorLog]:
+    with ErrorLog.attached(strict=False) as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
 
 
 @pytest.fixture(name="interface", params=["wsgi", "asgi"])

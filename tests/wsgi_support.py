@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from support import RunningServer, exchange, parse_responses
+from support import ErrorLog, RunningServer, exchange, parse_responses
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse as StartResponse
@@ -26,41 +24,6 @@ Serve = Callable[..., RunningServer]
 
 TEXT = [("Content-Type", "text/plain")]
 APP_FAILED = "exception in WSGI application"
-
-
-class ErrorLog(logging.Handler):
-    """Collects what the server writes to the twincorn.error log."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def errors(self) -> list[str]:
-        """The errors logged so far, taken: they are expected, not reported."""
-        taken = [r.getMessage() for r in self.records if r.levelno >= logging.ERROR]
-        self.records = [r for r in self.records if r.levelno < logging.ERROR]
-        return taken
-
-    def app_failed(self) -> bool:
-        return APP_FAILED in self.errors()
-
-    @classmethod
-    @contextmanager
-    def attached(cls) -> Iterator[ErrorLog]:
-        """Collect the error log; fail if an error is left that the test did
-        not take (an exception in an app's close(), say)."""
-        handler = cls()
-        logger = logging.getLogger("twincorn.error")
-        logger.addHandler(handler)
-        try:
-            yield handler
-        finally:
-            logger.removeHandler(handler)
-        left = handler.errors()
-        assert not left, f"unexpected errors in the log: {left}"
 
 
 def get(port: int, path: str = "/", method: str = "GET", extra: bytes = b"") -> bytes:

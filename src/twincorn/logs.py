@@ -86,7 +86,7 @@ _ATOMS: dict[str, Callable[[_Atoms], str]] = {
     "l": lambda a: "-",
     "u": lambda a: "-",
     "t": lambda a: time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
-    "r": lambda a: escape(
+    "r": lambda a: (
         f"{a.exchange.request.method} {escape(a.exchange.request.target)} "
         f"HTTP/{a.exchange.request.http_version}"
     ),

@@ -15,6 +15,8 @@ ALLOWED = {
     "wsgi.py": {"twincorn.http", "twincorn.exchange"},
     "logs.py": {"twincorn.exchange"},
     "importer.py": set(),
+    "main.py": {"twincorn", "twincorn.config", "twincorn.importer", "twincorn.logs",
+                "twincorn.master", "twincorn.server"},
     "config.py": {"twincorn.http"},
 }
 
@@ -54,3 +56,17 @@ def test_server_does_not_import_main_or_cli() -> None:
     for path in (PACKAGE / "server").glob("*.py"):
         bad = {n for n in imported(path) if n.startswith(("twincorn.main", "twincorn.cli"))}
         assert not bad, f"server/{path.name} imports {bad}"
+
+
+def test_master_starts_workers_through_server_only() -> None:
+    allowed_prefixes = {
+        "twincorn.config", "twincorn.importer", "twincorn.master", "twincorn.server"
+    }
+    for path in (PACKAGE / "master").glob("*.py"):
+        bad = {
+            n for n in imported(path)
+            if n != "twincorn" and not allowed(n, allowed_prefixes)
+        }
+        assert not bad, f"master/{path.name} imports {bad}"
+        text = path.read_text()
+        assert "asyncio" not in text.replace("event loop", ""), f"master/{path.name} uses asyncio"

@@ -104,6 +104,32 @@ class Config:
         section="application",
         metavar="N",
     )
+    # -- processes
+    workers: int = setting(
+        1,
+        "Worker processes, each with its own event loop. WEB_CONCURRENCY sets it "
+        "too; gunicorn's advice for blocking apps is (2 x cores) + 1.",
+        "-w",
+        section="processes",
+        metavar="N",
+    )
+    timeout: float = setting(
+        30.0,
+        "A worker whose event loop is silent this long (a blocked loop, a stuck "
+        "WSGI call) has its stacks logged, is killed and replaced.",
+        "-t",
+        section="processes",
+        metavar="SECONDS",
+    )
+    preload: bool = setting(
+        False,
+        "Import the application in the master, before forking the workers.",
+        section="processes",
+    )
+    pid: str | None = setting(
+        None, "Write the master's process id to this file.", section="processes",
+        metavar="FILE",
+    )
     # -- where to listen
     bind: tuple[str, ...] = setting(
         [],
@@ -321,13 +347,18 @@ def validate(config: Config) -> Config:
             raise ConfigError(f"{name}: must not be negative")
     if config.threads < 1:
         raise ConfigError("threads: must be at least 1")
+    if config.workers < 1:
+        raise ConfigError("workers: must be at least 1")
     return config
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The settings given as TWINCORN_<NAME> environment variables."""
+    """The settings given as TWINCORN_<NAME> environment variables (and
+    WEB_CONCURRENCY, the platforms' name for the number of workers)."""
     environ = os.environ if environ is None else environ
     found: dict[str, Any] = {}
+    if environ.get("WEB_CONCURRENCY"):
+        found["workers"] = convert("workers", environ["WEB_CONCURRENCY"])
     for key, text in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import sys
 import traceback
 from collections.abc import Callable
@@ -20,6 +21,13 @@ class AppLoadError(Exception):
     def __init__(self, message: str, details: str = "") -> None:
         super().__init__(message)
         self.details = details
+
+    def report(self) -> None:
+        """Log the one line, then write the application's traceback."""
+        logging.getLogger("twincorn.error").error("cannot load the application: %s", self)
+        if self.details:
+            sys.stderr.write(self.details)
+            sys.stderr.flush()
 
 
 def load_app(spec: str, *, app_dir: str = ".", factory: bool = False) -> Callable[..., Any]:
@@ -102,3 +110,15 @@ def detect_interface(app: Callable[..., Any], requested: str = "auto") -> str:
         f"cannot tell whether the application is ASGI or WSGI: it is a {kind}callable "
         f"of {shown} positional arguments; pass --interface asgi or --interface wsgi"
     )
+
+
+def load_configured(
+    spec: str | None, *, app_dir: str, factory: bool, interface: str,
+    app: Callable[..., Any] | None = None,
+) -> tuple[Callable[..., Any], str]:
+    """The application the settings name (or `app` itself) and its interface."""
+    if app is None:
+        if not spec:
+            raise AppLoadError("no application given (twincorn serve module:attribute)")
+        app = load_app(spec, app_dir=app_dir, factory=factory)
+    return app, detect_interface(app, interface)

@@ -3,47 +3,56 @@
 from __future__ import annotations
 
 import logging
-import sys
+import os
 from collections.abc import Callable
 from typing import Any
 
 from twincorn import logs
 from twincorn.config import Config
-from twincorn.importer import AppLoadError, detect_interface, load_app
+from twincorn.importer import AppLoadError, load_configured
 from twincorn.server.listener import BindError, bind
-from twincorn.server.worker import Worker, install_signal_handlers, new_event_loop
+from twincorn.server.worker import run_worker
 
 log = logging.getLogger("twincorn.error")
 
 
+def load(config: Config, app: Callable[..., Any] | None = None) -> tuple[Callable[..., Any], str]:
+    """The application and its interface, or AppLoadError."""
+    return load_configured(
+        config.app, app_dir=config.app_dir, factory=config.factory,
+        interface=config.interface, app=app,
+    )
+
+
 def serve(config: Config, app: Callable[..., Any] | None = None) -> int:
-    """Serve until SIGINT or SIGTERM; return the process exit status."""
+    """Serve until stopped; return the process exit status.
+
+    Where the system can fork, a prefork master runs `config.workers`
+    worker processes (twincorn.master.arbiter). Elsewhere one process serves.
+    """
     logs.configure(config.log_level)
+    if hasattr(os, "fork"):
+        from twincorn.master.arbiter import Arbiter
+
+        return Arbiter(config, app).run()
+    return serve_single(config, app)
+
+
+def serve_single(config: Config, app: Callable[..., Any] | None = None) -> int:
+    """One process: load, bind, run a worker (Windows, and tests)."""
     label = config.app or str(getattr(app, "__qualname__", repr(app)))
     try:
-        if app is None:
-            if not config.app:
-                raise AppLoadError("no application given (twincorn serve module:attribute)")
-            app = load_app(config.app, app_dir=config.app_dir, factory=config.factory)
-        interface = detect_interface(app, config.interface)
+        app, interface = load(config, app)
     except AppLoadError as exc:
-        log.error("cannot load the application: %s", exc)
-        if exc.details:
-            sys.stderr.write(exc.details)
+        exc.report()
         return 1
     try:
         sockets = [bind(address, config.backlog) for address in config.binds]
     except BindError as exc:
         log.error("%s", exc)
         return 1
-    loop, loop_name = new_event_loop(config.loop)
-    log.info("event loop: %s; interface: %s (%s)", loop_name, interface,
-             "given" if config.interface != "auto" else "detected")
     try:
-        worker = Worker(config, app, interface, sockets, loop, label)
-        install_signal_handlers(loop, worker)
-        return loop.run_until_complete(worker.run())
+        return run_worker(config, app, interface, sockets, label)
     finally:
         for sock in sockets:
             sock.close()
-        loop.close()

@@ -100,9 +100,15 @@ class Listener:
         if not self.accepting and not self.closed and not self.busy():
             self.start()
 
-    def _accept(self, sock: socket.socket) -> None:
-        for _ in range(64):  # take a batch, then let the loop breathe
-            if self.busy():
+    def take_backlog(self) -> None:
+        """Before a graceful stop: accept what is already queued in the
+        kernel, so that those clients are served rather than reset."""
+        for sock in self.sockets:
+            self._accept(sock, limit=10_000, even_if_busy=True)
+
+    def _accept(self, sock: socket.socket, limit: int = 64, even_if_busy: bool = False) -> None:
+        for _ in range(limit):  # take a batch, then let the loop breathe
+            if not even_if_busy and self.busy():
                 self.pause()
                 return
             try:
@@ -125,6 +131,11 @@ class Listener:
         except OSError as exc:
             log.debug("connection lost before it was set up: %s", exc)
             conn.close()
+
+    async def settle(self) -> None:
+        """Wait until the connections accepted so far are set up."""
+        if self.pending:
+            await asyncio.wait(set(self.pending), timeout=5)
 
     def close(self) -> None:
         self.closed = True

@@ -66,6 +66,7 @@ class HttpConnection(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._reading_paused = False
         self._in_run_next = False
+        self._requests = 0  # requests parsed on this connection
         self._deadline = 0.0
         self._deadline_kind = 0
         self._started = 0.0
@@ -149,6 +150,9 @@ class HttpConnection(asyncio.Protocol):
     # -- RequestHandler (called by the parser) ------------------------------
 
     def on_request(self, request: Request) -> None:
+        self._requests += 1
+        if self.state.stopping:
+            request.keep_alive = False  # the response says Connection: close
         exchange = self.state.adapter.new_exchange(request, self)
         self._parsing = exchange
         self._pending.append(exchange)
@@ -257,9 +261,19 @@ class HttpConnection(asyncio.Protocol):
             self._finish_idle()
 
     def shutdown(self) -> None:
-        """A graceful stop began: close when idle, else after this response."""
+        """A graceful stop began: close when idle, else after this response.
+
+        A connection that has not sent its first request yet (one just taken
+        from the listen queue) gets a second to send it: closing it at once
+        would fail a client that did nothing wrong.
+        """
         if self._current is None and not self._pending:
-            self._close()
+            if self._requests or self.parser.state is not IDLE:
+                if self.parser.state is IDLE:
+                    self._close()
+                return
+            self._deadline_kind = _IDLE
+            self._deadline = self.state.now + _LAG + 1.0
             return
         for exchange in (self._current, *self._pending):
             if exchange is not None:

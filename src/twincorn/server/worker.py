@@ -54,6 +54,8 @@ class Worker:
         sockets: list[socket.socket],
         loop: asyncio.AbstractEventLoop,
         label: str = "",
+        heartbeat: Callable[[], None] | None = None,
+        parent_pid: int | None = None,
     ) -> None:
         self.config = config
         self.app = app
@@ -61,7 +63,10 @@ class Worker:
         self.sockets = sockets
         self.loop = loop
         self.label = label
+        self.heartbeat = heartbeat  # called once a second by the loop itself
+        self.parent_pid = parent_pid  # the master: if it dies, so do we
         self.stopped = asyncio.Event()
+        self.quick = False
         server_header = b"twincorn" if config.server_header else b""
         adapter: Adapter
         if interface == "asgi":
@@ -117,24 +122,37 @@ class Worker:
         await self.adapter.shutdown()
         return 0
 
-    def stop(self) -> None:
-        """Begin a graceful stop (from a signal handler or a test)."""
+    def stop(self, quick: bool = False) -> None:
+        """Begin a stop (from a signal handler or a test): graceful, or
+        `quick` (connections closed without waiting for their requests)."""
+        self.quick = self.quick or quick
         if not self.stopped.is_set():
-            log.info("stopping: finishing in-flight requests")
+            log.info("stopping%s", "" if quick else ": finishing in-flight requests")
             self.stopped.set()
+        elif quick and self.state.connections:
+            for conn in list(self.state.connections):
+                conn.abort()
 
     def _tick(self) -> None:
-        if not self.stopped.is_set():
-            self.state.sweep(self.loop.time())
-            self.loop.call_later(1.0, self._tick)
+        # Runs while the worker drains too: deadlines still expire then.
+        self.state.sweep(self.loop.time())
+        if self.heartbeat is not None:
+            self.heartbeat()
+        if self.parent_pid is not None and os.getppid() != self.parent_pid and not self.quick:
+            log.error("the master process is gone: stopping")
+            self.stop(quick=True)
+        self.loop.call_later(1.0, self._tick)
 
     async def _drain(self) -> None:
-        self.listener.close()
         state = self.state
-        state.stopping = True
+        state.stopping = True  # from now on every response says Connection: close
+        if not self.quick:
+            self.listener.take_backlog()
+        self.listener.close()
+        await self.listener.settle()
         for conn in list(state.connections):
             conn.shutdown()
-        deadline = self.loop.time() + self.config.graceful_timeout
+        deadline = self.loop.time() + (0 if self.quick else self.config.graceful_timeout)
         while state.connections and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
         if state.connections:
@@ -169,9 +187,40 @@ def settle_memory() -> None:
     gc.set_threshold(_YOUNG_THRESHOLD, middle, old)
 
 
+def run_worker(
+    config: Config,
+    app: Callable[..., Any],
+    interface: str,
+    sockets: list[socket.socket],
+    label: str,
+    *,
+    heartbeat: Callable[[], None] | None = None,
+    parent_pid: int | None = None,
+) -> int:
+    """Run one worker on a new event loop until it stops; its exit status."""
+    loop, loop_name = new_event_loop(config.loop)
+    log.info(
+        "event loop: %s; interface: %s (%s)", loop_name, interface,
+        "given" if config.interface != "auto" else "detected",
+    )
+    try:
+        worker = Worker(config, app, interface, sockets, loop, label, heartbeat, parent_pid)
+        install_signal_handlers(loop, worker)
+        return loop.run_until_complete(worker.run())
+    finally:
+        loop.close()
+
+
 def install_signal_handlers(loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    """TERM: graceful stop. INT, QUIT: quick stop (gunicorn's meanings)."""
+    handlers: list[tuple[int, Callable[[], None]]] = [
+        (signal.SIGTERM, worker.stop),
+        (signal.SIGINT, lambda: worker.stop(quick=True)),
+    ]
+    if hasattr(signal, "SIGQUIT"):
+        handlers.append((signal.SIGQUIT, lambda: worker.stop(quick=True)))
+    for sig, handler in handlers:
         try:
-            loop.add_signal_handler(sig, worker.stop)
+            loop.add_signal_handler(sig, handler)
         except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
             pass

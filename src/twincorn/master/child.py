@@ -1,0 +1,92 @@
+"""The worker process: what runs after fork (the worker contract).
+
+Before fork, in the master: the listening sockets are bound, a Heartbeat is
+mapped for the worker, stdout and stderr are flushed (so that nothing
+buffered is written twice), and, with --preload, the application is already
+imported.
+
+After fork, in the worker, `worker_main`:
+1. forgets the master's signal handling (handlers back to the defaults, the
+   master's wake-up pipe closed) and arms faulthandler, so that a SIGABRT from
+   the master writes the stack of every thread to stderr before the worker dies;
+2. imports the application unless it was preloaded — a failure here is a
+   boot failure: exit status 1 (3 if the ASGI lifespan startup fails);
+3. runs one event-loop Worker on the inherited sockets. Its loop beats the
+   heartbeat once a second from the start of serving, and stops the worker
+   if the master disappears. TERM stops it gracefully; INT and QUIT quickly.
+
+The worker never returns into the master's code: `worker_main` ends in
+os._exit with the worker's exit status.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import os
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from twincorn.config import Config
+from twincorn.importer import AppLoadError, load_configured
+from twincorn.master.heartbeat import Heartbeat
+from twincorn.server.worker import run_worker
+
+log = logging.getLogger("twincorn.error")
+
+#: The signals the master handles; a worker starts with their defaults.
+MASTER_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGINT", "SIGTERM", "SIGTTIN", "SIGTTOU",
+                  "SIGUSR1", "SIGUSR2", "SIGCHLD", "SIGWINCH")
+
+
+def worker_main(
+    config: Config,
+    app: Callable[..., Any] | None,
+    sockets: list[socket.socket],
+    heartbeat: Heartbeat,
+    master_pid: int,
+    wakeup_fds: tuple[int, ...],
+) -> None:
+    """The body of a forked worker; never returns."""
+    status = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        for name in MASTER_SIGNALS:
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_DFL)
+        for fd in wakeup_fds:
+            os.close(fd)
+        faulthandler.enable(all_threads=True)
+        status = _serve(config, app, sockets, heartbeat, master_pid)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def _serve(
+    config: Config,
+    app: Callable[..., Any] | None,
+    sockets: list[socket.socket],
+    heartbeat: Heartbeat,
+    master_pid: int,
+) -> int:
+    label = config.app or str(getattr(app, "__qualname__", repr(app)))
+    try:
+        app, interface = load_configured(
+            config.app, app_dir=config.app_dir, factory=config.factory,
+            interface=config.interface, app=app,
+        )
+    except AppLoadError as exc:
+        exc.report()
+        return 1
+    return run_worker(
+        config, app, interface, sockets, label,
+        heartbeat=heartbeat.beat, parent_pid=master_pid,
+    )

@@ -68,7 +68,7 @@ class Master:
             cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
         )
         try:
-            self.wait_for(lambda: get(self.port, timeout=1)[0] == 200, 15, "the server to start")
+            self.wait_for(lambda: get(self.port, timeout=3)[0] == 200, 15, "the server to start")
         except BaseException:
             self.stop()
             raise

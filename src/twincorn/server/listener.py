@@ -131,6 +131,12 @@ class Listener:
         except OSError as exc:
             log.debug("connection lost before it was set up: %s", exc)
             conn.close()
+        finally:
+            # This task counted against busy(); the connection may even have
+            # been served already (a WSGI call runs inside data_received).
+            self.pending.discard(asyncio.current_task())
+            if not self.closed:
+                self.resume()
 
     async def settle(self) -> None:
         """Wait until the connections accepted so far are set up."""

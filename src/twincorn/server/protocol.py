@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from twincorn.exchange import Exchange
     from twincorn.server.state import WorkerState
 
+from twincorn.server.state import FRESH_SECONDS
+
 log = logging.getLogger("twincorn.error")
 
 # What a deadline, once passed, means.
@@ -67,6 +69,7 @@ class HttpConnection(asyncio.Protocol):
         self._reading_paused = False
         self._in_run_next = False
         self._requests = 0  # requests parsed on this connection
+        self._fresh = False  # counted in WorkerState.fresh
         self._deadline = 0.0
         self._deadline_kind = 0
         self._started = 0.0
@@ -81,6 +84,9 @@ class HttpConnection(asyncio.Protocol):
         self.server = _address(transport.get_extra_info("sockname"))
         state = self.state
         state.connections.add(self)
+        state.fresh += 1
+        self._fresh = True
+        state.loop.call_later(FRESH_SECONDS, self._settled)
         if len(state.connections) > state.max_connections:
             log.warning("connection limit (%d) reached: 503", state.max_connections)
             self._send_error(ProtocolError(503, "too many connections"))
@@ -124,6 +130,8 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = self._lost = True
         self.state.connections.discard(self)
+        if self._fresh:
+            self._settled()
         self._deadline_kind = 0
         for waiter in self._drain_waiters:
             if not waiter.done():
@@ -150,6 +158,8 @@ class HttpConnection(asyncio.Protocol):
     # -- RequestHandler (called by the parser) ------------------------------
 
     def on_request(self, request: Request) -> None:
+        if self._fresh:
+            self._settled()
         self._requests += 1
         if self.state.stopping:
             request.keep_alive = False  # the response says Connection: close
@@ -285,6 +295,16 @@ class HttpConnection(asyncio.Protocol):
             self.transport.abort()
 
     # -- internals ----------------------------------------------------------
+
+    def _settled(self) -> None:
+        """The connection sent its first request, went away, or stayed
+        quiet for FRESH_SECONDS: it no longer counts as taking a slot."""
+        if self._fresh:
+            self._fresh = False
+            state = self.state
+            state.fresh -= 1
+            if state.on_room is not None:
+                state.on_room()
 
     def _run_next(self) -> None:
         if self._in_run_next:

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from twincorn.server.protocol import HttpConnection
 
 
+FRESH_SECONDS = 0.2
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Seconds; see the settings of the same names in twincorn.config."""
@@ -39,6 +42,11 @@ class WorkerState:
     #: Called with (connection, exchange, seconds) after each response.
     access_log: Callable[..., None] | None = None
     connections: set[HttpConnection] = field(default_factory=set)
+    #: Connections accepted less than FRESH_SECONDS ago with no request yet:
+    #: their request is most likely on its way, so they count as taking a
+    #: WSGI slot (see Worker._busy). Called when one stops counting:
+    fresh: int = 0
+    on_room: Callable[[], None] | None = None
     #: A coarse clock (loop.time()), updated once a second by the sweeper:
     #: deadlines are set without a system call on the hot path.
     now: float = field(default_factory=time.monotonic)

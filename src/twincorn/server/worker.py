@@ -95,11 +95,24 @@ class Worker:
             access_log=access_logger(config.access_log_format) if config.access_log else None,
             now=loop.time(),
         )
-        self.listener = Listener(
-            loop, sockets, lambda: HttpConnection(self.state), lambda: adapter.busy
-        )
+        self.listener = Listener(loop, sockets, lambda: HttpConnection(self.state), self._busy)
         if isinstance(adapter, WSGIAdapter):
-            adapter.on_release = self.listener.resume
+            adapter.on_release = self.state.on_room = self.listener.resume
+
+    def _busy(self) -> bool:
+        """True while this worker should leave new connections to the others.
+
+        A WSGI slot is spoken for by a call running or waiting, and also by a
+        connection just accepted whose first request has not come yet (for
+        up to FRESH_SECONDS: it is most likely on its way). Without that, a
+        free worker would take a whole batch of waiting clients and serve
+        them one by one while its siblings idle.
+        """
+        adapter = self.adapter
+        if not isinstance(adapter, WSGIAdapter):
+            return False
+        claimed = adapter.running + len(adapter.waiting) + len(self.listener.pending)
+        return claimed + self.state.fresh >= adapter.threads
 
     async def run(self) -> int:
         """Serve until stopped; the exit status (0, or 3 if startup failed)."""
@@ -138,6 +151,8 @@ class Worker:
         self.state.sweep(self.loop.time())
         if self.heartbeat is not None:
             self.heartbeat()
+        if not self.stopped.is_set():
+            self.listener.resume()  # in case room came back unannounced
         if self.parent_pid is not None and os.getppid() != self.parent_pid and not self.quick:
             log.error("the master process is gone: stopping")
             self.stop(quick=True)

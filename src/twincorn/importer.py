@@ -8,7 +8,10 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twincorn.config import Config
 
 
 class AppLoadError(Exception):
@@ -112,13 +115,10 @@ def detect_interface(app: Callable[..., Any], requested: str = "auto") -> str:
     )
 
 
-def load_configured(
-    spec: str | None, *, app_dir: str, factory: bool, interface: str,
-    app: Callable[..., Any] | None = None,
-) -> tuple[Callable[..., Any], str]:
+def load(config: Config, app: Callable[..., Any] | None = None) -> tuple[Callable[..., Any], str]:
     """The application the settings name (or `app` itself) and its interface."""
     if app is None:
-        if not spec:
+        if not config.app:
             raise AppLoadError("no application given (twincorn serve module:attribute)")
-        app = load_app(spec, app_dir=app_dir, factory=factory)
-    return app, detect_interface(app, interface)
+        app = load_app(config.app, app_dir=config.app_dir, factory=config.factory)
+    return app, detect_interface(app, config.interface)

@@ -9,19 +9,11 @@ from typing import Any
 
 from twincorn import logs
 from twincorn.config import Config
-from twincorn.importer import AppLoadError, load_configured
+from twincorn.importer import AppLoadError, load
 from twincorn.server.listener import BindError, bind
 from twincorn.server.worker import run_worker
 
 log = logging.getLogger("twincorn.error")
-
-
-def load(config: Config, app: Callable[..., Any] | None = None) -> tuple[Callable[..., Any], str]:
-    """The application and its interface, or AppLoadError."""
-    return load_configured(
-        config.app, app_dir=config.app_dir, factory=config.factory,
-        interface=config.interface, app=app,
-    )
 
 
 def serve(config: Config, app: Callable[..., Any] | None = None) -> int:

@@ -40,7 +40,7 @@ from typing import Any
 
 from twincorn import __version__
 from twincorn.config import Config
-from twincorn.importer import AppLoadError, load_configured
+from twincorn.importer import AppLoadError, load
 from twincorn.master.child import MASTER_SIGNALS, worker_main
 from twincorn.master.heartbeat import Heartbeat
 from twincorn.server.listener import BindError, bind, describe
@@ -101,11 +101,7 @@ class Arbiter:
             return 1
         try:
             if self.config.preload or self.app is not None:
-                self.app, _ = load_configured(
-                    self.config.app, app_dir=self.config.app_dir,
-                    factory=self.config.factory, interface=self.config.interface,
-                    app=self.app,
-                )
+                self.app, _ = load(self.config, self.app)
         except AppLoadError as exc:
             exc.report()
             self._close_sockets()

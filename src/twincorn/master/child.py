@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twincorn.config import Config
-from twincorn.importer import AppLoadError, load_configured
+from twincorn.importer import AppLoadError, load
 from twincorn.master.heartbeat import Heartbeat
 from twincorn.server.worker import run_worker
 
@@ -79,10 +79,7 @@ def _serve(
 ) -> int:
     label = config.app or str(getattr(app, "__qualname__", repr(app)))
     try:
-        app, interface = load_configured(
-            config.app, app_dir=config.app_dir, factory=config.factory,
-            interface=config.interface, app=app,
-        )
+        app, interface = load(config, app)
     except AppLoadError as exc:
         exc.report()
         return 1

@@ -57,7 +57,7 @@ _FORBIDDEN_TRAILERS = frozenset(
 )
 # The names whose values the parser itself must see.
 _WATCHED = frozenset(
-    {b"host", b"content-length", b"transfer-encoding", b"expect"}
+    {b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"}
 )
 
 # llhttp names the method as bytes; the str of each is made once.
@@ -184,11 +184,12 @@ class RequestParser:
         fields.append((name, value))
         if len(fields) > self._max_fields:
             raise self._fail(431, "too many header fields")
-        if len(name) + len(value) > self._max_field_size:
+        size = len(name) + len(value)
+        if size > self._max_field_size:
             raise self._fail(431, "header field too large")
         # The whole head, ": " and CRLF included, however it was split
         # into reads (trailers count on, as a second header section).
-        self._head_bytes += len(name) + len(value) + 4
+        self._head_bytes += size + 4
         if self._head_bytes > self._max_head:
             raise self._fail(431, "request head too large")
 
@@ -224,6 +225,8 @@ class RequestParser:
             request.content_length = int(value)  # llhttp checked the digits
         elif name == b"transfer-encoding":
             request.chunked = True  # llhttp checked that chunked comes last
+        elif name == b"upgrade":
+            request.upgrade = True  # llhttp decides, with Connection: upgrade
         elif value.lower() == b"100-continue":
             request.expect_continue = True
         else:
@@ -244,7 +247,8 @@ class RequestParser:
         request.target = self._url
         request.path, request.query = split_target(method, self._url)
         request.keep_alive = parser.should_keep_alive()
-        request.upgrade = parser.should_upgrade()
+        # Asked of llhttp only when an Upgrade header or CONNECT could make it so.
+        request.upgrade = (request.upgrade or method == "CONNECT") and parser.should_upgrade()
         if version == "1.0":
             # RFC 9112 section 6.1: Transfer-Encoding in HTTP/1.0 means the
             # framing is faulty. RFC 9110 section 10.1.1: ignore Expect.

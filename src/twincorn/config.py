@@ -133,8 +133,9 @@ class Config:
     # -- where to listen
     bind: tuple[str, ...] = setting(
         [],
-        "Address to listen on, HOST:PORT or [IPV6]:PORT; repeat for more. "
-        "Default 127.0.0.1:8000.",
+        "Address to listen on: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N (an "
+        "inherited socket); repeat for more. Default 127.0.0.1:8000. Sockets passed "
+        "by systemd (LISTEN_FDS) are used instead when present.",
         "-b",
         metavar="ADDRESS",
     )
@@ -143,6 +144,14 @@ class Config:
     )
     port: int | None = setting(None, "Shorthand for --bind HOST:PORT (with --host).")
     backlog: int = setting(2048, "Length of the listen queue.", metavar="N")
+    reuse_port: bool = setting(
+        False, "Set SO_REUSEPORT on the listening sockets (lets other processes bind them too)."
+    )
+    unix_socket_mode: str | None = setting(
+        None,
+        "Permissions of unix: sockets, in octal (e.g. 660); default: as the umask leaves them.",
+        metavar="MODE",
+    )
     loop: Literal["auto", "uvloop", "asyncio"] = setting(
         "auto", "Event loop: uvloop where installed (auto), or plain asyncio."
     )
@@ -253,6 +262,10 @@ class Config:
             return (*self.bind, f"{host}:{self.port if self.port is not None else 8000}")
         return self.bind or ("127.0.0.1:8000",)
 
+    @property
+    def unix_mode(self) -> int | None:
+        return None if self.unix_socket_mode is None else int(self.unix_socket_mode, 8)
+
     def request_policy(self) -> RequestPolicy:
         # 0 means no limit, as in gunicorn; the core always compares.
         return RequestPolicy(
@@ -349,6 +362,13 @@ def validate(config: Config) -> Config:
         raise ConfigError("threads: must be at least 1")
     if config.workers < 1:
         raise ConfigError("workers: must be at least 1")
+    if config.unix_socket_mode is not None:
+        try:
+            int(config.unix_socket_mode, 8)
+        except ValueError:
+            raise ConfigError(
+                f"unix_socket_mode: {config.unix_socket_mode!r} is not an octal mode"
+            ) from None
     return config
 
 

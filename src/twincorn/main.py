@@ -10,7 +10,7 @@ from typing import Any
 from twincorn import logs
 from twincorn.config import Config
 from twincorn.importer import AppLoadError, load
-from twincorn.server.listener import BindError, bind
+from twincorn.server.listener import BindError, open_sockets, release
 from twincorn.server.worker import run_worker
 
 log = logging.getLogger("twincorn.error")
@@ -39,7 +39,8 @@ def serve_single(config: Config, app: Callable[..., Any] | None = None) -> int:
         exc.report()
         return 1
     try:
-        sockets = [bind(address, config.backlog) for address in config.binds]
+        sockets = open_sockets(config.binds, config.backlog, reuse_port=config.reuse_port,
+                               unix_mode=config.unix_mode)
     except BindError as exc:
         log.error("%s", exc)
         return 1
@@ -47,4 +48,4 @@ def serve_single(config: Config, app: Callable[..., Any] | None = None) -> int:
         return run_worker(config, app, interface, sockets, label)
     finally:
         for sock in sockets:
-            sock.close()
+            release(sock)

@@ -43,7 +43,7 @@ from twincorn.config import Config
 from twincorn.importer import AppLoadError, load
 from twincorn.master.child import MASTER_SIGNALS, worker_main
 from twincorn.master.heartbeat import Heartbeat
-from twincorn.server.listener import BindError, bind, describe
+from twincorn.server.listener import BindError, describe, open_sockets, release
 
 log = logging.getLogger("twincorn.error")
 
@@ -94,8 +94,10 @@ class Arbiter:
     # -- the main loop ------------------------------------------------------
 
     def run(self) -> int:
+        config = self.config
         try:
-            self.sockets = [bind(a, self.config.backlog) for a in self.config.binds]
+            self.sockets = open_sockets(config.binds, config.backlog,
+                                        reuse_port=config.reuse_port, unix_mode=config.unix_mode)
         except BindError as exc:
             log.error("%s", exc)
             return 1
@@ -376,5 +378,5 @@ class Arbiter:
 
     def _close_sockets(self) -> None:
         for sock in self.sockets:
-            sock.close()
+            release(sock)  # the master owns the unix: socket files
         self.sockets = []

@@ -9,6 +9,7 @@ the kernel's queue for another worker to take.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -18,17 +19,27 @@ from collections.abc import Callable
 log = logging.getLogger("twincorn.error")
 
 
+# The unix: socket files this process created, removed again by release().
+_bound_paths: set[str] = set()
+
+
 class BindError(Exception):
     """An address that cannot be listened on, in one line."""
 
 
 def parse_address(text: str) -> tuple[socket.AddressFamily, object]:
-    """"HOST:PORT", "[IPV6]:PORT" or "unix:PATH" as (family, address)."""
+    """"HOST:PORT", "[IPV6]:PORT", "unix:PATH" or "fd://N" as (family, address)."""
     if text.startswith("unix:"):
         return socket.AF_UNIX, text[5:]
+    if text.startswith("fd://"):
+        if not text[5:].isdigit():
+            raise BindError(f"cannot listen on {text!r}: fd:// takes a file descriptor number")
+        return socket.AF_UNSPEC, int(text[5:])
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
-        raise BindError(f"cannot listen on {text!r}: expected HOST:PORT, [IPV6]:PORT or unix:PATH")
+        raise BindError(
+            f"cannot listen on {text!r}: expected HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N"
+        )
     if host.startswith("[") and host.endswith("]"):
         return socket.AF_INET6, (host[1:-1], int(port))
     if ":" in host:
@@ -36,23 +47,97 @@ def parse_address(text: str) -> tuple[socket.AddressFamily, object]:
     return socket.AF_INET, (host or "0.0.0.0", int(port))
 
 
-def bind(text: str, backlog: int) -> socket.socket:
+def bind(
+    text: str, backlog: int, *, reuse_port: bool = False, unix_mode: int | None = None
+) -> socket.socket:
+    """A listening socket for one --bind address."""
     family, address = parse_address(text)
+    if family == socket.AF_UNSPEC:
+        assert isinstance(address, int)
+        return inherited(address, text)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         if family == socket.AF_UNIX:
             assert isinstance(address, str)
             if os.path.exists(address) and stat.S_ISSOCK(os.stat(address).st_mode):
-                os.unlink(address)
+                os.unlink(address)  # left by a server that did not stop cleanly
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)  # type: ignore[arg-type]
+        if family == socket.AF_UNIX:
+            _bound_paths.add(str(address))
+            if unix_mode is not None:
+                os.chmod(str(address), unix_mode)
         sock.listen(backlog)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
         raise BindError(f"cannot listen on {text}: {exc.strerror or exc}") from None
     return sock
+
+
+def inherited(fd: int, text: str) -> socket.socket:
+    """A listening socket handed over already open (fd://N, systemd)."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise BindError(f"cannot listen on {text}: {exc.strerror or exc}") from None
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+    ):
+        sock.detach()
+        raise BindError(f"cannot listen on {text}: not a listening stream socket")
+    sock.setblocking(False)
+    return sock
+
+
+def systemd_sockets(environ: dict[str, str] | None = None) -> list[socket.socket]:
+    """The sockets systemd passed (socket activation: LISTEN_FDS, LISTEN_PID).
+
+    sd_listen_fds(3): they are fds 3, 4, ... and are ours only if LISTEN_PID
+    is this process. The variables are removed so that children do not take
+    the sockets for their own.
+    """
+    env = os.environ if environ is None else environ
+    count, pid = env.get("LISTEN_FDS", ""), env.get("LISTEN_PID", "")
+    if not count.isdigit() or pid != str(os.getpid()):
+        return []
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        env.pop(name, None)
+    return [inherited(3 + i, f"systemd socket {3 + i}") for i in range(int(count))]
+
+
+def open_sockets(
+    binds: tuple[str, ...], backlog: int, *, reuse_port: bool = False,
+    unix_mode: int | None = None,
+) -> list[socket.socket]:
+    """The listening sockets: systemd's if it passed some, else one per bind."""
+    activated = systemd_sockets()
+    if activated:
+        log.info("socket activation: %d sockets from systemd (--bind ignored)", len(activated))
+        return activated
+    opened: list[socket.socket] = []
+    try:
+        for address in binds:
+            opened.append(bind(address, backlog, reuse_port=reuse_port, unix_mode=unix_mode))
+    except BindError:
+        for sock in opened:
+            release(sock)
+        raise
+    return opened
+
+
+def release(sock: socket.socket) -> None:
+    """Close a listening socket, and remove its UNIX socket file if this
+    process created it (not one inherited through fd:// or systemd)."""
+    path = sock.getsockname() if sock.family == socket.AF_UNIX else None
+    sock.close()
+    if isinstance(path, str) and path in _bound_paths:
+        _bound_paths.discard(path)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def describe(sock: socket.socket) -> str:

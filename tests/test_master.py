@@ -323,3 +323,16 @@ def test_pid_file_and_web_concurrency(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0
     assert not pid_file.exists()
+
+
+def test_process_titles(master_factory: type[Master]) -> None:
+    pytest.importorskip("setproctitle")
+    master = master_factory("examples.wsgi.app:app", "-w", "2")
+    master.wait_for(lambda: len(master.workers()) == 2, 10, "2 workers")
+
+    def title(pid: int) -> str:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+
+    assert title(master.pid) == "twincorn: master [examples.wsgi.app:app]"
+    for pid in master.workers():
+        assert title(pid) == "twincorn: worker [examples.wsgi.app:app]"

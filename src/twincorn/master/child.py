@@ -34,6 +34,7 @@ from typing import Any
 from twincorn.config import Config
 from twincorn.importer import AppLoadError, load
 from twincorn.master.heartbeat import Heartbeat
+from twincorn.master.title import set_title
 from twincorn.server.worker import run_worker
 
 log = logging.getLogger("twincorn.error")
@@ -61,6 +62,7 @@ def worker_main(
         for fd in wakeup_fds:
             os.close(fd)
         faulthandler.enable(all_threads=True)
+        set_title(f"worker [{config.app or 'app'}]")
         status = _serve(config, app, sockets, heartbeat, master_pid)
     except BaseException:
         traceback.print_exc()

@@ -115,6 +115,11 @@ def detect_interface(app: Callable[..., Any], requested: str = "auto") -> str:
     )
 
 
+def app_label(config: Config, app: Callable[..., Any] | None) -> str:
+    """How the logs and process titles name the application."""
+    return config.app or str(getattr(app, "__qualname__", repr(app)))
+
+
 def load(config: Config, app: Callable[..., Any] | None = None) -> tuple[Callable[..., Any], str]:
     """The application the settings name (or `app` itself) and its interface."""
     if app is None:

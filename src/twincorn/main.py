@@ -9,7 +9,7 @@ from typing import Any
 
 from twincorn import logs
 from twincorn.config import Config
-from twincorn.importer import AppLoadError, load
+from twincorn.importer import AppLoadError, app_label, load
 from twincorn.server.listener import BindError, open_sockets, release
 from twincorn.server.worker import run_worker
 
@@ -32,7 +32,7 @@ def serve(config: Config, app: Callable[..., Any] | None = None) -> int:
 
 def serve_single(config: Config, app: Callable[..., Any] | None = None) -> int:
     """One process: load, bind, run a worker (Windows, and tests)."""
-    label = config.app or str(getattr(app, "__qualname__", repr(app)))
+    label = app_label(config, app)
     try:
         app, interface = load(config, app)
     except AppLoadError as exc:

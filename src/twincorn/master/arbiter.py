@@ -40,7 +40,7 @@ from typing import Any
 
 from twincorn import __version__
 from twincorn.config import Config
-from twincorn.importer import AppLoadError, load
+from twincorn.importer import AppLoadError, app_label, load
 from twincorn.master.child import MASTER_SIGNALS, worker_main
 from twincorn.master.heartbeat import Heartbeat
 from twincorn.master.title import set_title
@@ -111,7 +111,7 @@ class Arbiter:
             return 1
         self._install_signals()
         self._write_pid()
-        set_title(f"master [{config.app or 'app'}]")
+        set_title(f"master [{app_label(config, self.app)}]")
         log.info("twincorn %s master, pid %d: %d worker%s on %s", __version__, self.pid,
                  self.target, "" if self.target == 1 else "s",
                  ", ".join(describe(s) for s in self.sockets))

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twincorn.config import Config
-from twincorn.importer import AppLoadError, load
+from twincorn.importer import AppLoadError, app_label, load
 from twincorn.master.heartbeat import Heartbeat
 from twincorn.master.title import set_title
 from twincorn.server.worker import run_worker
@@ -62,7 +62,7 @@ def worker_main(
         for fd in wakeup_fds:
             os.close(fd)
         faulthandler.enable(all_threads=True)
-        set_title(f"worker [{config.app or 'app'}]")
+        set_title(f"worker [{app_label(config, app)}]")
         status = _serve(config, app, sockets, heartbeat, master_pid)
     except BaseException:
         traceback.print_exc()
@@ -79,7 +79,7 @@ def _serve(
     heartbeat: Heartbeat,
     master_pid: int,
 ) -> int:
-    label = config.app or str(getattr(app, "__qualname__", repr(app)))
+    label = app_label(config, app)
     try:
         app, interface = load(config, app)
     except AppLoadError as exc:

@@ -213,3 +213,26 @@ def test_demo_runs_briefly() -> None:
     assert result.returncode == 0, result.stderr
     assert "WSGI at" in result.stdout and "ASGI at" in result.stdout
     assert result.stdout.count("answered 200") == 2
+
+
+def test_print_config() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "twincorn", "serve", "examples.wsgi.app:app", "--print-config",
+         "-w", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=15,
+        env={**os.environ, "TWINCORN_THREADS": "4"},
+    )
+    assert result.returncode == 0
+    lines = dict(line.split(" = ", 1) for line in result.stdout.strip().splitlines())
+    values = {k.strip(): v for k, v in lines.items()}
+    assert values["workers"] == "3" and values["threads"] == "4"
+    assert values["app"] == "'examples.wsgi.app:app'"
+    assert values["limit_request_line"] == "4094"
+
+
+def test_check_config(tmp_path: Path) -> None:
+    ok = run_cli("serve", "examples.asgi.app:app", "--check-config")
+    assert ok.returncode == 0 and "is an ASGI application" in ok.stdout
+    (tmp_path / "bad.py").write_text("raise ImportError('nope')\n")
+    bad = run_cli("serve", "bad:app", "--app-dir", str(tmp_path), "--check-config")
+    assert bad.returncode == 1 and "importing 'bad' raised" in bad.stderr

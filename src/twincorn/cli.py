@@ -24,6 +24,15 @@ def make_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     config.add_arguments(serve)
+    checks = serve.add_argument_group("checking the configuration")
+    checks.add_argument(
+        "--print-config", action="store_true",
+        help="print every setting's value (after flags and environment) and exit",
+    )
+    checks.add_argument(
+        "--check-config", action="store_true",
+        help="check the settings and that the application loads, then exit (0 if all is well)",
+    )
     return parser
 
 
@@ -34,13 +43,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "serve":
         from twincorn.main import serve
 
+        print_config = args.pop("print_config")
+        check_config = args.pop("check_config")
         try:
             settings = config.build(cli=args)
         except config.ConfigError as exc:
             parser.error(str(exc))
+        if print_config:
+            print(config.describe(settings), end="")
+            return 0
+        if check_config:
+            return _check(settings)
         return serve(settings)
     parser.error(f"unknown command {command!r}")
     return 2
+
+
+def _check(settings: config.Config) -> int:
+    from twincorn import logs
+    from twincorn.importer import AppLoadError, load
+
+    logs.configure(settings.log_level)
+    try:
+        _, interface = load(settings)
+    except AppLoadError as exc:
+        exc.report()
+        return 1
+    print(f"configuration OK: {settings.app} is an {interface.upper()} application")
+    return 0
 
 
 if __name__ == "__main__":

@@ -434,6 +434,12 @@ def build(cli: Mapping[str, Any] | None = None, environ: Mapping[str, str] | Non
     return validate(Config(**values))
 
 
+def describe(config: Config) -> str:
+    """Every setting and its value, one `name = value` line each."""
+    width = max(map(len, SETTINGS))
+    return "".join(f"{name:<{width}} = {getattr(config, name)!r}\n" for name in SETTINGS)
+
+
 def settings_markdown() -> str:
     """docs/settings.md, made from the declarations above (a test keeps the
     file in sync: regenerate with `python -m twincorn.config > docs/settings.md`)."""

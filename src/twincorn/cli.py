@@ -26,11 +26,11 @@ def make_parser() -> argparse.ArgumentParser:
     config.add_arguments(serve)
     checks = serve.add_argument_group("checking the configuration")
     checks.add_argument(
-        "--print-config", action="store_true",
+        "--print-config", action="store_true", default=argparse.SUPPRESS,
         help="print every setting's value (after flags and environment) and exit",
     )
     checks.add_argument(
-        "--check-config", action="store_true",
+        "--check-config", action="store_true", default=argparse.SUPPRESS,
         help="check the settings and that the application loads, then exit (0 if all is well)",
     )
     return parser
@@ -43,8 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "serve":
         from twincorn.main import serve
 
-        print_config = args.pop("print_config")
-        check_config = args.pop("check_config")
+        print_config = args.pop("print_config", False)
+        check_config = args.pop("check_config", False)
         try:
             settings = config.build(cli=args)
         except config.ConfigError as exc:

@@ -126,6 +126,34 @@ class Config:
         "Import the application in the master, before forking the workers.",
         section="processes",
     )
+    max_requests: int = setting(
+        0,
+        "A worker retires gracefully after this many requests (0: never); a new "
+        "one takes its place. Guards against slow leaks.",
+        section="processes",
+        metavar="N",
+    )
+    max_requests_jitter: int = setting(
+        0,
+        "Up to this many requests added at random to --max-requests, per worker, "
+        "so that workers do not restart together.",
+        section="processes",
+        metavar="N",
+    )
+    max_worker_lifetime: float = setting(
+        0.0,
+        "A worker retires gracefully after this many seconds (0: never), up to 10% "
+        "later at random.",
+        section="processes",
+        metavar="SECONDS",
+    )
+    max_worker_memory: int = setting(
+        0,
+        "A worker retires gracefully once its resident memory passes this size "
+        "(0: never; e.g. 512m), up to 5% later at random.",
+        section="processes",
+        metavar="BYTES",
+    )
     pid: str | None = setting(
         None, "Write the master's process id to this file.", section="processes",
         metavar="FILE",
@@ -297,6 +325,7 @@ _SIZES = {
     "limit_request_body",
     "wsgi_spool_size",
     "drain_limit",
+    "max_worker_memory",
 }
 
 

@@ -271,6 +271,9 @@ class Arbiter:
         if expected:
             log.info("worker %d stopped (%s)", record.pid, how)
             return
+        if code == 0 and record.ready and not record.aborted_at:
+            log.info("worker %d retired by itself (recycled): replacing it", record.pid)
+            return
         if record.aborted_at:
             log.error("worker %d, stuck, is gone (%s): replacing it", record.pid, how)
         elif not record.ready:

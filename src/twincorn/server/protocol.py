@@ -244,6 +244,7 @@ class HttpConnection(asyncio.Protocol):
         if exchange is None or self._closed:
             return
         state = self.state
+        state.served += 1
         if state.access_log is not None:
             state.access_log(self, exchange, state.loop.time() - self._started)
         request = exchange.request

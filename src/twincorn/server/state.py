@@ -50,6 +50,8 @@ class WorkerState:
     #: A coarse clock (loop.time()), updated once a second by the sweeper:
     #: deadlines are set without a system call on the hot path.
     now: float = field(default_factory=time.monotonic)
+    #: Responses completed, for --max-requests.
+    served: int = 0
     #: True once a graceful stop began: responses say Connection: close.
     stopping: bool = False
 

@@ -19,6 +19,7 @@ from twincorn.exchange import Adapter
 from twincorn.logs import access_logger
 from twincorn.server.listener import Listener, describe
 from twincorn.server.protocol import HttpConnection
+from twincorn.server.recycle import Recycler
 from twincorn.server.state import Timeouts, WorkerState
 from twincorn.wsgi import WSGIAdapter
 
@@ -67,6 +68,11 @@ class Worker:
         self.parent_pid = parent_pid  # the master: if it dies, so do we
         self.stopped = asyncio.Event()
         self.quick = False
+        self.recycler = Recycler.jittered(
+            config.max_requests, config.max_requests_jitter,
+            config.max_worker_lifetime, config.max_worker_memory,
+        )
+        self.started = loop.time()
         server_header = b"twincorn" if config.server_header else b""
         adapter: Adapter
         if interface == "asgi":
@@ -153,6 +159,11 @@ class Worker:
             self.heartbeat()
         if not self.stopped.is_set():
             self.listener.resume()  # in case room came back unannounced
+            if self.recycler.active:
+                reason = self.recycler.reason(self.state.served, self.loop.time() - self.started)
+                if reason is not None:
+                    log.info("recycling this worker: it %s", reason)
+                    self.stop()
         if self.parent_pid is not None and os.getppid() != self.parent_pid and not self.quick:
             log.error("the master process is gone: stopping")
             self.stop(quick=True)

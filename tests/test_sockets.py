@@ -43,6 +43,21 @@ def wait_unix(path: Path) -> None:
     raise AssertionError("no server on the unix socket")
 
 
+def first_reply(port: int, proc: subprocess.Popen[bytes], where: str) -> bytes:
+    """The first answer to a GET on 127.0.0.1:port, waiting for the server."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            reply = ask(socket.create_connection(("127.0.0.1", port), timeout=2))
+            if reply:
+                return reply
+        except OSError:
+            pass
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, f"nothing served on {where}"
+        time.sleep(0.05)
+
+
 def serve(*args: str, env: dict[str, str] | None = None,
           pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
@@ -83,16 +98,7 @@ def test_fd_bind_serves_an_inherited_socket() -> None:
     port = listener.getsockname()[1]
     proc = serve("-b", f"fd://{listener.fileno()}", pass_fds=(listener.fileno(),))
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                reply = ask(socket.create_connection(("127.0.0.1", port), timeout=2))
-                if reply:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "nothing served on the inherited socket"
-            time.sleep(0.05)
+        reply = first_reply(port, proc, "the inherited socket")
         assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"Hello, World!\n")
     finally:
         stop(proc)
@@ -121,17 +127,7 @@ def test_systemd_socket_activation() -> None:
                             pass_fds=(listener.fileno(),),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                reply = ask(socket.create_connection(("127.0.0.1", port), timeout=2))
-                if reply:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "nothing served on the systemd socket"
-            time.sleep(0.05)
+        reply = first_reply(port, proc, "the systemd socket")
         assert reply.endswith(b"Hello, World!\n")
     finally:
         stop(proc)

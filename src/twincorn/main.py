@@ -9,7 +9,6 @@ from typing import Any
 
 from twincorn import logs
 from twincorn.config import Config
-from twincorn.importer import AppLoadError, app_label, load
 from twincorn.server.listener import BindError, open_sockets, release
 from twincorn.server.worker import run_worker
 
@@ -31,13 +30,7 @@ def serve(config: Config, app: Callable[..., Any] | None = None) -> int:
 
 
 def serve_single(config: Config, app: Callable[..., Any] | None = None) -> int:
-    """One process: load, bind, run a worker (Windows, and tests)."""
-    label = app_label(config, app)
-    try:
-        app, interface = load(config, app)
-    except AppLoadError as exc:
-        exc.report()
-        return 1
+    """One process: bind, load, run a worker (where there is no fork)."""
     try:
         sockets = open_sockets(config.binds, config.backlog, reuse_port=config.reuse_port,
                                unix_mode=config.unix_mode)
@@ -45,7 +38,7 @@ def serve_single(config: Config, app: Callable[..., Any] | None = None) -> int:
         log.error("%s", exc)
         return 1
     try:
-        return run_worker(config, app, interface, sockets, label)
+        return run_worker(config, app, sockets)
     finally:
         for sock in sockets:
             release(sock)

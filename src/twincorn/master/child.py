@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twincorn.config import Config
-from twincorn.importer import AppLoadError, app_label, load
+from twincorn.importer import app_label
 from twincorn.master.heartbeat import Heartbeat
 from twincorn.master.title import set_title
 from twincorn.server.worker import run_worker
@@ -63,7 +63,9 @@ def worker_main(
             os.close(fd)
         faulthandler.enable(all_threads=True)
         set_title(f"worker [{app_label(config, app)}]")
-        status = _serve(config, app, sockets, heartbeat, master_pid)
+        status = run_worker(
+            config, app, sockets, heartbeat=heartbeat.beat, parent_pid=master_pid
+        )
     except BaseException:
         traceback.print_exc()
     finally:
@@ -71,21 +73,3 @@ def worker_main(
         sys.stderr.flush()
         os._exit(status)
 
-
-def _serve(
-    config: Config,
-    app: Callable[..., Any] | None,
-    sockets: list[socket.socket],
-    heartbeat: Heartbeat,
-    master_pid: int,
-) -> int:
-    label = app_label(config, app)
-    try:
-        app, interface = load(config, app)
-    except AppLoadError as exc:
-        exc.report()
-        return 1
-    return run_worker(
-        config, app, interface, sockets, label,
-        heartbeat=heartbeat.beat, parent_pid=master_pid,
-    )

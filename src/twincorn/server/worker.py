@@ -16,6 +16,7 @@ from twincorn import __version__
 from twincorn.asgi import ASGIAdapter, LifespanFailure
 from twincorn.config import Config
 from twincorn.exchange import Adapter
+from twincorn.importer import AppLoadError, app_label, load
 from twincorn.logs import access_logger
 from twincorn.server.listener import Listener, describe
 from twincorn.server.protocol import HttpConnection
@@ -215,15 +216,20 @@ def settle_memory() -> None:
 
 def run_worker(
     config: Config,
-    app: Callable[..., Any],
-    interface: str,
+    app: Callable[..., Any] | None,
     sockets: list[socket.socket],
-    label: str,
     *,
     heartbeat: Callable[[], None] | None = None,
     parent_pid: int | None = None,
 ) -> int:
-    """Run one worker on a new event loop until it stops; its exit status."""
+    """Load the application (unless given) and run one worker on a new
+    event loop until it stops; its exit status (1 if the app did not load)."""
+    label = app_label(config, app)
+    try:
+        app, interface = load(config, app)
+    except AppLoadError as exc:
+        exc.report()
+        return 1
     loop, loop_name = new_event_loop(config.loop)
     log.info(
         "event loop: %s; interface: %s (%s)", loop_name, interface,

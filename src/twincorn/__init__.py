@@ -20,9 +20,9 @@ def run(app: str | Callable[..., Any], **settings: Any) -> None:
 
     if isinstance(app, str):
         settings["app"] = app
-        status = serve(config.build(**settings))
+        status = serve(config.build(**settings), rebuild=lambda: config.build(**settings))
     else:
-        status = serve(config.build(**settings), app)
+        status = serve(config.build(**settings), app, lambda: config.build(**settings))
     if status:
         raise SystemExit(status)
 

@@ -15,10 +15,11 @@ import contextvars
 import logging
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
+from time import monotonic
 from typing import Any
 from urllib.parse import unquote
 
-from twincorn.exchange import Channel
+from twincorn.exchange import SERVING, Channel
 from twincorn.http import Request
 from twincorn.http.errors import ResponseError
 from twincorn.http.response import ResponseWriter, encode_error_response, informational
@@ -174,6 +175,7 @@ class ASGIExchange:
     async def _run(self, scope: Scope) -> None:
         """The body of the request's Task: call the app, report how it ended
         (here rather than in a done callback, which would cost a loop trip)."""
+        SERVING.set((self, monotonic()))  # this Task's own context
         try:
             await self.adapter.app(scope, self.receive, self.send)
         except BaseException as exc:  # the app's error: reported, not raised

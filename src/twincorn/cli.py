@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if check_config:
             return _check(settings)
-        return serve(settings)
+        return serve(settings, rebuild=lambda: config.build(cli=args))
     parser.error(f"unknown command {command!r}")
     return 2
 
@@ -63,7 +63,7 @@ def _check(settings: config.Config) -> int:
     from twincorn import logs
     from twincorn.importer import AppLoadError, load
 
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.error_log_file, settings.access_log_file)
     try:
         _, interface = load(settings)
     except AppLoadError as exc:

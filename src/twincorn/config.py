@@ -2,8 +2,10 @@
 
 Each field of `Config` is one setting: its type (the annotation), default,
 help text, section and command-line flags come from that one declaration.
-The `twincorn serve` flags, the TWINCORN_* environment variables,
-`twincorn.run(**settings)` and `docs/settings.md` are all made from it.
+The `twincorn serve` flags, the TWINCORN_* environment variables, the names
+a config file may set (`-c twincorn.conf.py`), `twincorn.run(**settings)`
+and `docs/settings.md` are all made from it. Server hooks are settings too,
+given only in a config file (or to `twincorn.run`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
+from twincorn import config_file
 from twincorn.http import RequestPolicy
 
 ENV_PREFIX = "TWINCORN_"
@@ -34,14 +37,20 @@ def setting(
     section: str = "server",
     metavar: str | None = None,
     positional: bool = False,
+    file_only: bool = False,
 ) -> Any:
-    """Declare one setting (used as the default of a Config field)."""
+    """Declare one setting (used as the default of a Config field).
+
+    `file_only` settings (the server hooks: functions) have no flag and no
+    environment variable; a config file or `twincorn.run` gives them.
+    """
     meta = {
         "help": help,
         "flags": flags,
         "section": section,
         "metavar": metavar,
         "positional": positional,
+        "file_only": file_only,
     }
     if isinstance(default, list | dict):
         frozen = tuple(default) if isinstance(default, list) else default
@@ -58,10 +67,28 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) * scale[(m.group(2) or "")[:1]]
 
 
+Hook = Callable[..., Any]
+
+
+def hook(help: str) -> dict[str, Any]:
+    """The metadata of a server hook's field (a setting with no flag)."""
+    return {"help": help, "flags": (), "section": "server hooks", "metavar": None,
+            "positional": False, "file_only": True}
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The settings of `twincorn serve` (and of `twincorn.run`)."""
 
+    # -- where the settings come from
+    config: str | None = setting(
+        None,
+        "Python config file: its top-level names are settings and server hooks "
+        f"(gunicorn's convention). Default: ./{config_file.DEFAULT_FILE} if it exists.",
+        "-c",
+        section="configuration",
+        metavar="FILE",
+    )
     # -- the application
     app: str | None = setting(
         None,
@@ -279,6 +306,68 @@ class Config:
         metavar="FORMAT",
     )
 
+    error_log_file: str = setting(
+        "-",
+        "File the error log is written to; - for stderr. Reopened on SIGUSR1.",
+        "--error-logfile",
+        section="logging",
+        metavar="FILE",
+    )
+    access_log_file: str = setting(
+        "-",
+        "File the access log is written to; - for stdout. Reopened on SIGUSR1.",
+        "--access-logfile",
+        section="logging",
+        metavar="FILE",
+    )
+    # -- development
+    reload: bool = setting(
+        False,
+        "Restart the workers when a watched file changes (needs the watchfiles "
+        "package: pip install twincorn[reload]). For development.",
+        section="development",
+    )
+    reload_dir: tuple[str, ...] = setting(
+        [],
+        "Folder to watch with --reload; repeat for more. Default: --app-dir.",
+        section="development",
+        metavar="DIR",
+    )
+    reload_include: tuple[str, ...] = setting(
+        [],
+        "Glob pattern of file names to watch besides *.py; repeat for more.",
+        section="development",
+        metavar="GLOB",
+    )
+    reload_exclude: tuple[str, ...] = setting(
+        [],
+        "Glob pattern of file or folder names not to watch, besides hidden ones, "
+        "*.py[cod], *~ and __pycache__; repeat for more.",
+        section="development",
+        metavar="GLOB",
+    )
+    # -- server hooks (config file only): each gets the arbiter, and the
+    # -- worker's record where there is one (see docs/processes.md)
+    on_starting: Hook | None = field(default=None, metadata=hook(
+        "on_starting(arbiter): in the master, before the sockets are bound."
+    ))
+    when_ready: Hook | None = field(default=None, metadata=hook(
+        "when_ready(arbiter): in the master, once the sockets are bound, "
+        "before the first worker is forked."
+    ))
+    pre_fork: Hook | None = field(default=None, metadata=hook(
+        "pre_fork(arbiter, worker): in the master, just before a worker is forked."
+    ))
+    post_fork: Hook | None = field(default=None, metadata=hook(
+        "post_fork(arbiter, worker): in the new worker, just after the fork."
+    ))
+    worker_exit: Hook | None = field(default=None, metadata=hook(
+        "worker_exit(arbiter, worker): in the worker, after it stopped serving."
+    ))
+    on_exit: Hook | None = field(default=None, metadata=hook(
+        "on_exit(arbiter): in the master, just before it exits."
+    ))
+
     # -- derived ------------------------------------------------------------
 
     @property
@@ -329,12 +418,16 @@ _SIZES = {
 }
 
 
-def check_names(names: Mapping[str, Any] | Sequence[str]) -> None:
+def check_names(names: Mapping[str, Any] | Sequence[str], where: str = "") -> None:
     for name in names:
         if name not in SETTINGS:
             close = difflib.get_close_matches(name, SETTINGS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown setting {name!r}{hint}")
+            raise ConfigError(f"{where}unknown setting {name!r}{hint}")
+
+
+def is_hook(name: str) -> bool:
+    return bool(SETTINGS[name].metadata["file_only"])
 
 
 def _parser_for(name: str) -> Callable[[str], Any]:
@@ -387,6 +480,10 @@ def validate(config: Config) -> Config:
             raise ConfigError(f"{name}: expected a number, got {value!r}")
         if hint in (int, float) and value < 0:
             raise ConfigError(f"{name}: must not be negative")
+    for name in SETTINGS:
+        value = getattr(config, name)
+        if is_hook(name) and value is not None and not callable(value):
+            raise ConfigError(f"{name}: a server hook must be a function, got {value!r}")
     if config.threads < 1:
         raise ConfigError("threads: must be at least 1")
     if config.workers < 1:
@@ -416,6 +513,8 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
             close = difflib.get_close_matches(name, SETTINGS, n=1)
             hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
             raise ConfigError(f"unknown environment variable {key}{hint}")
+        if is_hook(name):
+            raise ConfigError(f"{key}: {name} is a server hook, set in a config file")
         found[name] = convert(name, text)
     return found
 
@@ -425,6 +524,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     groups: dict[str, Any] = {}
     for name, f in SETTINGS.items():
         meta = f.metadata
+        if meta["file_only"]:
+            continue
         section = meta["section"]
         if section not in groups:
             groups[section] = parser.add_argument_group(section)
@@ -453,13 +554,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(*flags, **kwargs)
 
 
+def from_file(path: str) -> dict[str, Any]:
+    """The settings and hooks a Python config file sets."""
+    try:
+        names, imported = config_file.read(path)
+    except config_file.ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None
+    names = {k: v for k, v in names.items() if k in SETTINGS or k not in imported}
+    check_names(names, where=f"{path}: ")
+    if "config" in names:
+        raise ConfigError(f"{path}: a config file cannot name another one")
+    values: dict[str, Any] = {}
+    for name, value in names.items():
+        try:
+            values[name] = convert(name, value)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return values
+
+
+def _config_path(cli: Mapping[str, Any], settings: Mapping[str, Any],
+                 environ: Mapping[str, str]) -> str | None:
+    for source in (cli, settings):
+        if source.get("config") is not None:
+            return str(source["config"])
+    if environ.get(ENV_PREFIX + "CONFIG"):
+        return environ[ENV_PREFIX + "CONFIG"]
+    return config_file.DEFAULT_FILE if os.path.isfile(config_file.DEFAULT_FILE) else None
+
+
 def build(cli: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
           **settings: Any) -> Config:
-    """Defaults, then the environment, then keyword settings, then the CLI."""
-    values = from_environment(environ)
+    """Defaults, then the config file, then the environment, then keyword
+    settings, then the CLI: each later source wins."""
+    cli = cli or {}
+    environ = os.environ if environ is None else environ
     check_names(settings)
+    path = _config_path(cli, settings, environ)
+    values = from_file(path) if path is not None else {}
+    values.update(from_environment(environ))
     values.update({k: convert(k, v) for k, v in settings.items()})
-    values.update({k: convert(k, v) for k, v in (cli or {}).items()})
+    values.update({k: convert(k, v) for k, v in cli.items()})
+    values["config"] = path
     return validate(Config(**values))
 
 
@@ -479,9 +615,11 @@ def settings_markdown() -> str:
         "do not edit by hand (`python -m twincorn.config > docs/settings.md`).",
         "",
         "Each setting can be given as a `twincorn serve` flag, as an environment",
-        f"variable `{ENV_PREFIX}<NAME>` (e.g. `{ENV_PREFIX}THREADS=4`), or by its Python",
-        "name to `twincorn.run(app, name=value)`. The flag wins over the environment.",
-        "Sizes accept `k`, `m` and `g` suffixes (`64k`, `100m`).",
+        f"variable `{ENV_PREFIX}<NAME>` (e.g. `{ENV_PREFIX}THREADS=4`), by its Python",
+        "name in a config file (`-c twincorn.conf.py`: `threads = 4`), or by its",
+        "Python name to `twincorn.run(app, name=value)`. A flag wins over the",
+        "environment, which wins over the config file. Sizes accept `k`, `m` and",
+        "`g` suffixes (`64k`, `100m`). Server hooks are set in a config file only.",
     ]
     section = None
     for name, f in SETTINGS.items():
@@ -491,7 +629,9 @@ def settings_markdown() -> str:
             lines += ["", f"## {section}", "", "| setting | flag | default | meaning |",
                       "|---|---|---|---|"]
         hint = _HINTS[name]
-        if meta["positional"]:
+        if meta["file_only"]:
+            flag = "config file"
+        elif meta["positional"]:
             flag = meta["metavar"]
         elif hint is bool:
             flag = f"`--{name.replace('_', '-')}` / `--no-{name.replace('_', '-')}`"

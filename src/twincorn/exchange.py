@@ -11,9 +11,16 @@ other's class; these two Protocols are all they share.
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 from typing import IO, Any, Protocol
 
 from twincorn.http import Request
+
+#: The exchange whose application code is running, and since when (monotonic
+#: seconds): set by the adapters when they call the app (in the ASGI Task's
+#: own context; around an inline WSGI call). A stuck worker reads it to say
+#: which request blocks it (master/child.py).
+SERVING: ContextVar[tuple[Exchange, float] | None] = ContextVar("serving", default=None)
 
 
 class Channel(Protocol):

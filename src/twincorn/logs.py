@@ -28,19 +28,42 @@ def escape(data: bytes | str) -> str:
     return text
 
 
-def configure(level: str) -> None:
-    """Error log to stderr, access log to stdout, gunicorn-like lines."""
+def configure(level: str, error_file: str = "-", access_file: str = "-") -> None:
+    """The error log to stderr (or `error_file`), the access log to stdout
+    (or `access_file`), in gunicorn-like lines. Files are opened for
+    appending, so that a log rotator can move them away and send SIGUSR1."""
     fmt = logging.Formatter(
         "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s", "%Y-%m-%d %H:%M:%S %z"
     )
-    for logger, stream in ((error_log, sys.stderr), (access_log, sys.stdout)):
+    targets = ((error_log, error_file, sys.stderr), (access_log, access_file, sys.stdout))
+    for logger, path, stream in targets:
+        for old in logger.handlers:
+            if isinstance(old, logging.FileHandler):
+                old.close()
         logger.handlers.clear()
-        handler = logging.StreamHandler(stream)
+        handler: logging.Handler
+        if path == "-":
+            handler = logging.StreamHandler(stream)
+        else:
+            handler = logging.FileHandler(path, mode="a", encoding="utf-8")
         handler.setFormatter(fmt if logger is error_log else logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
     error_log.setLevel(level.upper())
     access_log.setLevel(logging.INFO)
+
+
+def reopen() -> None:
+    """SIGUSR1: close and reopen the log files (after a rotation moved them)."""
+    for logger in (error_log, access_log):
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.acquire()
+                try:
+                    handler.close()
+                    handler.stream = handler._open()
+                finally:
+                    handler.release()
 
 
 class _Atoms(Mapping[str, str]):

@@ -15,17 +15,22 @@ from twincorn.server.worker import run_worker
 log = logging.getLogger("twincorn.error")
 
 
-def serve(config: Config, app: Callable[..., Any] | None = None) -> int:
+def serve(
+    config: Config,
+    app: Callable[..., Any] | None = None,
+    rebuild: Callable[[], Config] | None = None,
+) -> int:
     """Serve until stopped; return the process exit status.
 
     Where the system can fork, a prefork master runs `config.workers`
-    worker processes (twincorn.master.arbiter). Elsewhere one process serves.
+    worker processes (twincorn.master.arbiter); `rebuild` reads the settings
+    again from their sources, for a reload (HUP). Elsewhere one process serves.
     """
-    logs.configure(config.log_level)
+    logs.configure(config.log_level, config.error_log_file, config.access_log_file)
     if hasattr(os, "fork"):
         from twincorn.master.arbiter import Arbiter
 
-        return Arbiter(config, app).run()
+        return Arbiter(config, app, rebuild).run()
     return serve_single(config, app)
 
 

@@ -28,11 +28,12 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from time import monotonic
 from types import TracebackType
 from typing import IO, Any
 from urllib.parse import unquote_to_bytes
 
-from twincorn.exchange import Channel
+from twincorn.exchange import SERVING, Channel
 from twincorn.http import Request
 from twincorn.http.errors import ResponseError
 from twincorn.http.response import ResponseWriter, encode_error_response, informational
@@ -296,11 +297,14 @@ class WSGIExchange:
             future = self.adapter.loop.run_in_executor(self.adapter.pool, self._run_in_thread)
             future.add_done_callback(self._thread_done)
             return
+        serving = SERVING.set((self, monotonic()))
         try:
             result = self._call()
         except BaseException as exc:
             self._failed(exc)
             return
+        finally:
+            SERVING.reset(serving)
         writer = self._writer
         if type(result) is list and len(result) == 1 and writer is not None:
             # The common case, a response in one piece: one write, with a

@@ -17,10 +17,16 @@ interrupted halfway. The master never imports the application (unless
 take it down.
 
 Supervision rests on the heartbeat (heartbeat.py): a worker that has never
-beaten is booting; one whose last beat is older than --timeout is stuck,
-gets SIGABRT (its faulthandler writes every thread's stack to the log) and
-is replaced. A worker that dies before its first beat failed to boot: if no
-worker ever booted, the whole server stops with that worker's exit status.
+beaten is booting; one whose last beat is older than --timeout is stuck. It
+first gets SIGUSR2 (it logs the request it is serving, child.py), then
+SIGABRT (its faulthandler writes every thread's stack to the log), and is
+replaced. A worker that dies before its first beat failed to boot: if no
+worker ever booted, the whole server stops with that worker's exit status
+(with --reload it waits for the next change instead).
+
+USR2 forks a new master that execs the same command line with the listening
+sockets inherited (their numbers in TWINCORN_FDS): both masters serve side
+by side until the operator stops the old one with TERM, as with gunicorn.
 """
 
 from __future__ import annotations
@@ -38,18 +44,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twincorn import __version__
-from twincorn.config import Config
+from twincorn import __version__, logs
+from twincorn.config import Config, ConfigError
 from twincorn.importer import AppLoadError, app_label, load
 from twincorn.master.child import MASTER_SIGNALS, worker_main
 from twincorn.master.heartbeat import Heartbeat
+from twincorn.master.reloader import Reloader, ReloadUnavailable
 from twincorn.master.title import set_title
-from twincorn.server.listener import BindError, describe, open_sockets, release
+from twincorn.server.listener import (
+    UPGRADE_ENV,
+    BindError,
+    describe,
+    hand_over,
+    open_sockets,
+    reclaim,
+    release,
+)
 
 log = logging.getLogger("twincorn.error")
 
-# After SIGABRT, how long a stuck worker gets to write its stacks and die.
+# After SIGUSR2, how long a stuck worker gets to name its request; after
+# SIGABRT, how long it gets to write its stacks and die.
+_REPORT_GRACE = 0.5
 _ABORT_GRACE = 2.0
+# The main loop's pace: a second when all is calm, faster while workers boot,
+# a reload is under way or a worker is being killed.
+_CALM, _BUSY = 1.0, 0.05
 # Respawn back-off: after this many unexpected deaths within the window,
 # wait before forking again, doubling up to the maximum.
 _DEATHS, _WINDOW, _MAX_DELAY = 5, 10.0, 30.0
@@ -64,7 +84,8 @@ class WorkerRecord:
     age: int  # order of birth: the oldest is retired first
     born: float = field(default_factory=time.monotonic)
     retiring: bool = False  # sent TERM (or QUIT): on its way out
-    aborted_at: float = 0.0  # sent SIGABRT as stuck
+    stuck_at: float = 0.0  # found stuck: sent SIGUSR2 to report its request
+    aborted_at: float = 0.0  # then sent SIGABRT
 
     @property
     def ready(self) -> bool:
@@ -74,9 +95,15 @@ class WorkerRecord:
 class Arbiter:
     """The master process: `Arbiter(config).run()` returns the exit status."""
 
-    def __init__(self, config: Config, app: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        app: Callable[..., Any] | None = None,
+        rebuild: Callable[[], Config] | None = None,
+    ) -> None:
         self.config = config
         self.app = app
+        self.rebuild = rebuild  # HUP: the settings read again from their sources
         self.target = config.workers
         self.workers: dict[int, WorkerRecord] = {}
         self.sockets: list[socket.socket] = []
@@ -91,11 +118,16 @@ class Arbiter:
         self._next_spawn = 0.0
         self._stop_deadline: float | None = None  # set once a stop began
         self._exit_status = 0
+        self._reloader: Reloader | None = None
+        self._waiting_for_fix = False  # --reload: no worker boots; wait for an edit
+        self._new_master = 0  # USR2: the pid of the master replacing us
+        self._pid_file = config.pid
 
     # -- the main loop ------------------------------------------------------
 
     def run(self) -> int:
         config = self.config
+        self._hook("on_starting", self)
         try:
             self.sockets = open_sockets(config.binds, config.backlog,
                                         reuse_port=config.reuse_port, unix_mode=config.unix_mode)
@@ -110,15 +142,29 @@ class Arbiter:
             self._close_sockets()
             return 1
         self._install_signals()
+        try:
+            if config.reload:
+                assert self._wakeup is not None
+                self._reloader = Reloader(config.reload_dir or (config.app_dir,),
+                                          config.reload_include, config.reload_exclude,
+                                          self._wakeup[1])
+                self._reloader.start()
+                log.info("reload: watching %s", ", ".join(self._reloader.folders))
+        except ReloadUnavailable as exc:
+            log.error("%s", exc)
+            self._restore_signals()
+            self._close_sockets()
+            return 1
         self._write_pid()
         set_title(f"master [{app_label(config, self.app)}]")
         log.info("twincorn %s master, pid %d: %d worker%s on %s", __version__, self.pid,
                  self.target, "" if self.target == 1 else "s",
                  ", ".join(describe(s) for s in self.sockets))
+        self._hook("when_ready", self)
         try:
             self._maintain()
             while True:
-                self._sleep(1.0)
+                self._sleep(_BUSY if self._busy() else _CALM)
                 while self._signals:
                     self._dispatch(self._signals.popleft())
                 self._reap()
@@ -127,12 +173,32 @@ class Arbiter:
                         return self._exit_status
                     self._enforce_stop()
                     continue
+                self._check_reload()
                 self._check_heartbeats()
                 self._maintain()
         finally:
+            if self._reloader is not None:
+                self._reloader.stop()
             self._restore_signals()
             self._close_sockets()
             self._remove_pid()
+            self._hook("on_exit", self)
+
+    def _busy(self) -> bool:
+        """Is something under way that the loop should follow closely?"""
+        return bool(self._to_replace) or any(
+            not r.ready or r.stuck_at or r.retiring for r in self.workers.values()
+        )
+
+    def _hook(self, name: str, *args: Any) -> None:
+        """Call a server hook from the config file; its errors are logged."""
+        function = getattr(self.config, name)
+        if function is None:
+            return
+        try:
+            function(*args)
+        except Exception:
+            log.exception("the %s hook failed", name)
 
     def _sleep(self, seconds: float) -> None:
         assert self._wakeup is not None
@@ -190,14 +256,33 @@ class Arbiter:
     handle_quit = handle_int
 
     def handle_hup(self) -> None:
-        """Replace the workers one by one, each new one ready before an old one stops."""
+        """Read the settings again, then replace the workers one by one, each
+        new one ready before an old one stops (new code, unless preloaded)."""
         if self._stop_deadline is not None:
             return
+        self._reload_config()
+        self._replace_all("HUP")
+
+    def _reload_config(self) -> None:
+        if self.rebuild is None:
+            return
+        try:
+            config = self.rebuild()
+        except ConfigError as exc:
+            log.error("HUP: the settings were not reloaded (%s); keeping the old ones", exc)
+            return
+        if config.binds != self.config.binds:
+            log.warning("HUP: --bind changed; sockets change only on a restart or USR2")
+        self.config = config
+        self.target = config.workers
+        logs.configure(config.log_level, config.error_log_file, config.access_log_file)
+
+    def _replace_all(self, why: str) -> None:
         self._to_replace = sorted(
             (r.pid for r in self.workers.values() if not r.retiring),
             key=lambda pid: self.workers[pid].age,
         )
-        log.info("HUP: replacing %d workers one by one", len(self._to_replace))
+        log.info("%s: replacing %d workers one by one", why, len(self._to_replace))
 
     def handle_ttin(self) -> None:
         self.target += 1
@@ -209,11 +294,41 @@ class Arbiter:
         log.info("TTOU: %d workers", self.target)
 
     def handle_usr1(self) -> None:
-        """Reopen log files: the logs go to stdout and stderr, nothing to reopen."""
-        log.info("USR1: no log files to reopen")
+        """Reopen the log files, here and in every worker."""
+        logs.reopen()
+        log.info("USR1: log files reopened")
+        for record in self.workers.values():
+            self._kill(record.pid, signal.SIGUSR1)
 
     def handle_usr2(self) -> None:
-        log.warning("USR2 (upgrade by re-executing the master) is not supported yet")
+        """Upgrade: exec a new master on the same sockets, beside this one."""
+        if self._stop_deadline is not None:
+            return
+        if self._new_master:
+            log.warning("USR2: a new master (pid %d) is already running", self._new_master)
+            return
+        if self._pid_file:
+            old = self._pid_file + ".oldbin"
+            with contextlib.suppress(OSError):
+                os.replace(self._pid_file, old)
+                self._pid_file = old
+        environ = dict(os.environ, **{UPGRADE_ENV: hand_over(self.sockets)})
+        for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+            environ.pop(name, None)
+        # sys.orig_argv is the command line as typed, `-m twincorn` included.
+        argv = [sys.executable, *sys.orig_argv[1:]]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self._restore_signals()
+                os.execve(sys.executable, argv, environ)
+            finally:
+                os._exit(127)
+        self._new_master = pid
+        log.info("USR2: new master started, pid %d, on the same sockets; stop this "
+                 "one (pid %d) with TERM once it serves", pid, self.pid)
 
     def handle_winch(self) -> None:
         """Ignored, as gunicorn does outside daemon mode."""
@@ -221,15 +336,20 @@ class Arbiter:
     # -- workers ----------------------------------------------------------------
 
     def _spawn(self) -> None:
-        heartbeat = Heartbeat()
         self._ages += 1
+        record = WorkerRecord(0, Heartbeat(), self._ages)
+        self._hook("pre_fork", self, record)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             assert self._wakeup is not None
-            worker_main(self.config, self.app, self.sockets, heartbeat, self.pid, self._wakeup)
-        self.workers[pid] = WorkerRecord(pid, heartbeat, self._ages)
+            if self._reloader is not None:
+                self._reloader.wakeup_fd = None  # the thread is not in this process
+            record.pid = os.getpid()
+            worker_main(self.config, self.app, self.sockets, self._wakeup, self, record)
+        record.pid = pid
+        self.workers[pid] = record
         log.info("booting worker, pid %d", pid)
 
     def _retire(self, pid: int, sig: int = signal.SIGTERM) -> None:
@@ -254,20 +374,26 @@ class Arbiter:
             if record is not None:
                 self._worker_exited(record, status)
                 record.heartbeat.close()
+            elif pid == self._new_master:
+                self._new_master_exited(status)
+
+    def _new_master_exited(self, status: int) -> None:
+        log.error("USR2: the new master, pid %d, exited (%s); this one carries on",
+                  self._new_master, _how(os.waitstatus_to_exitcode(status)))
+        self._new_master = 0
+        reclaim(self.sockets)
+        if self._pid_file and self.config.pid and self._pid_file != self.config.pid:
+            with contextlib.suppress(OSError):
+                os.replace(self._pid_file, self.config.pid)
+                self._pid_file = self.config.pid
 
     def _worker_exited(self, record: WorkerRecord, status: int) -> None:
         expected = record.retiring or self._stop_deadline is not None
         self._ever_ready = self._ever_ready or record.ready
         code = os.waitstatus_to_exitcode(status)
-        if code < 0:
-            how = f"killed by {signal.Signals(-code).name}"
-            if -code == signal.SIGKILL and not expected:
-                how += (
-                    " (not sent by the master: the kernel's out-of-memory killer"
-                    " is a likely cause)"
-                )
-        else:
-            how = f"exit status {code}"
+        how = _how(code)
+        if code == -signal.SIGKILL and not expected and not record.aborted_at:
+            how += " (not sent by the master: the kernel's out-of-memory killer is a likely cause)"
         if expected:
             log.info("worker %d stopped (%s)", record.pid, how)
             return
@@ -277,6 +403,11 @@ class Arbiter:
         if record.aborted_at:
             log.error("worker %d, stuck, is gone (%s): replacing it", record.pid, how)
         elif not record.ready:
+            if not self._ever_ready and self._reloader is not None:
+                log.error("worker %d failed to boot (%s): fix the error above; the "
+                          "next change to a watched file tries again", record.pid, how)
+                self._waiting_for_fix = True
+                return
             if not self._ever_ready:
                 # Exit statuses 1 and 3 are the worker's own report (the
                 # app did not load, or its startup failed): it logged why.
@@ -285,8 +416,9 @@ class Arbiter:
                 self._exit_status = code if code > 0 else 1
                 self._stop(signal.SIGTERM, 0.0)
                 return
-            log.error("worker %d failed to boot (%s); the others keep serving",
-                      record.pid, how)
+            log.error("worker %d failed to boot (%s); the others keep serving%s",
+                      record.pid, how,
+                      " the old code until the next change" if self._reloader else "")
             self._to_replace = []  # a reload in progress stops here
         else:
             log.error("worker %d died (%s): replacing it", record.pid, how)
@@ -304,6 +436,21 @@ class Arbiter:
             self._spawn_delay = 0.0
         self._next_spawn = now + self._spawn_delay
 
+    def _check_reload(self) -> None:
+        if self._reloader is None:
+            return
+        changed = self._reloader.take()
+        if not changed:
+            return
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        shown = ", ".join(changed[:3]) + more
+        if self._waiting_for_fix:
+            log.info("reload: %s changed; booting a worker again", shown)
+            self._waiting_for_fix = False
+            self._ever_ready = False
+            return
+        self._replace_all(f"reload: {shown} changed")
+
     def _check_heartbeats(self) -> None:
         now = time.monotonic()
         timeout = self.config.timeout
@@ -314,6 +461,11 @@ class Arbiter:
                 if now - record.aborted_at > _ABORT_GRACE:
                     self._kill(record.pid, signal.SIGKILL)
                 continue
+            if record.stuck_at:
+                if now - record.stuck_at > _REPORT_GRACE:
+                    record.aborted_at = now
+                    self._kill(record.pid, signal.SIGABRT)
+                continue
             if record.retiring or not timeout:
                 continue
             since = record.heartbeat.last or record.born
@@ -322,14 +474,17 @@ class Arbiter:
                 state = "serving" if record.ready else "booting"
                 log.error(
                     "worker %d timed out: its event loop has been blocked for %.1f s "
-                    "(while %s; --timeout %g); its stacks follow, then it is replaced",
+                    "(while %s; --timeout %g); what it serves and its stacks follow, "
+                    "then it is replaced",
                     record.pid, silent, state, timeout,
                 )
-                record.aborted_at = now
-                self._kill(record.pid, signal.SIGABRT)
+                record.stuck_at = now
+                self._kill(record.pid, signal.SIGUSR2)
 
     def _maintain(self) -> None:
         """Fork or retire workers until the count is right; carry on a HUP."""
+        if self._waiting_for_fix:
+            return
         active = [r for r in self.workers.values() if not r.retiring]
         if self._to_replace:
             self._to_replace = [p for p in self._to_replace
@@ -372,16 +527,21 @@ class Arbiter:
     # -- files --------------------------------------------------------------------
 
     def _write_pid(self) -> None:
-        if self.config.pid:
-            with open(self.config.pid, "w") as f:
+        if self._pid_file:
+            with open(self._pid_file, "w") as f:
                 f.write(f"{self.pid}\n")
 
     def _remove_pid(self) -> None:
-        if self.config.pid:
+        if self._pid_file:
             with contextlib.suppress(OSError):
-                os.unlink(self.config.pid)
+                os.unlink(self._pid_file)
 
     def _close_sockets(self) -> None:
         for sock in self.sockets:
             release(sock)  # the master owns the unix: socket files
         self.sockets = []
+
+
+def _how(code: int) -> str:
+    """An exit code from os.waitstatus_to_exitcode, in words."""
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"

@@ -9,11 +9,15 @@ After fork, in the worker, `worker_main`:
 1. forgets the master's signal handling (handlers back to the defaults, the
    master's wake-up pipe closed) and arms faulthandler, so that a SIGABRT from
    the master writes the stack of every thread to stderr before the worker dies;
-2. imports the application unless it was preloaded — a failure here is a
-   boot failure: exit status 1 (3 if the ASGI lifespan startup fails);
+   SIGUSR2 from the master ("you are stuck") logs the request being served;
+2. runs the post_fork hook, then imports the application unless it was
+   preloaded — a failure here is a boot failure: exit status 1 (3 if the
+   ASGI lifespan startup fails);
 3. runs one event-loop Worker on the inherited sockets. Its loop beats the
    heartbeat once a second from the start of serving, and stops the worker
-   if the master disappears. TERM stops it gracefully; INT and QUIT quickly.
+   if the master disappears. TERM stops it gracefully; INT and QUIT quickly;
+   USR1 reopens the log files;
+4. runs the worker_exit hook.
 
 The worker never returns into the master's code: `worker_main` ends in
 os._exit with the worker's exit status.
@@ -27,15 +31,20 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twincorn.config import Config
+from twincorn.exchange import SERVING
 from twincorn.importer import app_label
-from twincorn.master.heartbeat import Heartbeat
+from twincorn.logs import escape
 from twincorn.master.title import set_title
 from twincorn.server.worker import run_worker
+
+if TYPE_CHECKING:
+    from twincorn.master.arbiter import Arbiter, WorkerRecord
 
 log = logging.getLogger("twincorn.error")
 
@@ -48,9 +57,9 @@ def worker_main(
     config: Config,
     app: Callable[..., Any] | None,
     sockets: list[socket.socket],
-    heartbeat: Heartbeat,
-    master_pid: int,
     wakeup_fds: tuple[int, ...],
+    arbiter: Arbiter,
+    record: WorkerRecord,
 ) -> None:
     """The body of a forked worker; never returns."""
     status = 1
@@ -62,14 +71,38 @@ def worker_main(
         for fd in wakeup_fds:
             os.close(fd)
         faulthandler.enable(all_threads=True)
+        signal.signal(signal.SIGUSR2, _report_stuck)
         set_title(f"worker [{app_label(config, app)}]")
+        arbiter._hook("post_fork", arbiter, record)
         status = run_worker(
-            config, app, sockets, heartbeat=heartbeat.beat, parent_pid=master_pid
+            config, app, sockets, heartbeat=record.heartbeat.beat, parent_pid=arbiter.pid
         )
+        arbiter._hook("worker_exit", arbiter, record)
     except BaseException:
         traceback.print_exc()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
+
+
+def _report_stuck(signum: int, frame: object) -> None:
+    """SIGUSR2 from the master: this worker's loop is blocked. Say which
+    request it is serving.
+
+    A Python signal handler runs in the main thread between two bytecodes of
+    whatever is blocking it (even inside time.sleep, PEP 475), and in that
+    code's context: so SERVING holds the exchange being run, ASGI task or
+    inline WSGI call, without any bookkeeping on the way.
+    """
+    current = SERVING.get()
+    if current is None:
+        log.error("stuck worker %d: no request is being run (the loop itself is blocked)",
+                  os.getpid())
+        return
+    exchange, started = current
+    request = exchange.request
+    target = escape(request.target)[:200]
+    log.error("stuck worker %d: serving %s %s HTTP/%s for %.1f s", os.getpid(),
+              request.method, target, request.http_version, time.monotonic() - started)
 

@@ -19,8 +19,12 @@ from collections.abc import Callable
 log = logging.getLogger("twincorn.error")
 
 
-# The unix: socket files this process created, removed again by release().
+# The unix: socket files this process owns, removed again by release().
 _bound_paths: set[str] = set()
+
+#: How a master re-executed by USR2 learns its predecessor's sockets:
+#: a comma-separated list of inherited file descriptors.
+UPGRADE_ENV = "TWINCORN_FDS"
 
 
 class BindError(Exception):
@@ -109,11 +113,49 @@ def systemd_sockets(environ: dict[str, str] | None = None) -> list[socket.socket
     return [inherited(3 + i, f"systemd socket {3 + i}") for i in range(int(count))]
 
 
+def upgrade_sockets(environ: dict[str, str] | None = None) -> list[socket.socket]:
+    """The sockets an old master handed over when it re-executed us (USR2).
+
+    From now on this process owns them: it removes their unix: files when
+    it stops, unless it hands them over again.
+    """
+    env = os.environ if environ is None else environ
+    text = env.pop(UPGRADE_ENV, "")
+    if not text:
+        return []
+    sockets = [inherited(int(fd), f"inherited socket {fd}") for fd in text.split(",")]
+    reclaim(sockets)
+    return sockets
+
+
+def reclaim(sockets: list[socket.socket]) -> None:
+    """Own these sockets' unix: files (again, if a new master died)."""
+    for sock in sockets:
+        if sock.family == socket.AF_UNIX and isinstance(sock.getsockname(), str):
+            _bound_paths.add(sock.getsockname())
+
+
+def hand_over(sockets: list[socket.socket]) -> str:
+    """Before a USR2 re-execution: let the sockets pass through exec, and
+    give up their unix: files (the new master removes them in its turn).
+    The value of UPGRADE_ENV for the new process."""
+    for sock in sockets:
+        os.set_inheritable(sock.fileno(), True)
+        if sock.family == socket.AF_UNIX:
+            _bound_paths.discard(sock.getsockname())
+    return ",".join(str(sock.fileno()) for sock in sockets)
+
+
 def open_sockets(
     binds: tuple[str, ...], backlog: int, *, reuse_port: bool = False,
     unix_mode: int | None = None,
 ) -> list[socket.socket]:
-    """The listening sockets: systemd's if it passed some, else one per bind."""
+    """The listening sockets: those of the master we replace (USR2), else
+    systemd's if it passed some, else one per bind."""
+    handed = upgrade_sockets()
+    if handed:
+        log.info("upgrade: %d sockets inherited from the old master", len(handed))
+        return handed
     activated = systemd_sockets()
     if activated:
         log.info("socket activation: %d sockets from systemd (--bind ignored)", len(activated))

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from twincorn import __version__
+from twincorn import __version__, logs
 from twincorn.asgi import ASGIAdapter, LifespanFailure
 from twincorn.config import Config
 from twincorn.exchange import Adapter
@@ -244,13 +244,16 @@ def run_worker(
 
 
 def install_signal_handlers(loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
-    """TERM: graceful stop. INT, QUIT: quick stop (gunicorn's meanings)."""
+    """TERM: graceful stop. INT, QUIT: quick stop. USR1: reopen the log
+    files (gunicorn's meanings)."""
     handlers: list[tuple[int, Callable[[], None]]] = [
         (signal.SIGTERM, worker.stop),
         (signal.SIGINT, lambda: worker.stop(quick=True)),
     ]
     if hasattr(signal, "SIGQUIT"):
         handlers.append((signal.SIGQUIT, lambda: worker.stop(quick=True)))
+    if hasattr(signal, "SIGUSR1"):
+        handlers.append((signal.SIGUSR1, logs.reopen))
     for sig, handler in handlers:
         try:
             loop.add_signal_handler(sig, handler)

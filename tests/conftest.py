@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
+from master_support import Master  # noqa: E402
 from support import RunningServer  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "http1-requests"
@@ -40,3 +41,19 @@ def corpus() -> Path:
 
 
 os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+
+
+@pytest.fixture
+def master_factory() -> Iterator[type[Master]]:
+    """master_factory(*args) starts `twincorn serve` with a master; all are
+    stopped after the test."""
+    started: list[Master] = []
+
+    class Tracked(Master):
+        def __init__(self, *args: str, cwd: Path = ROOT) -> None:
+            super().__init__(*args, cwd=cwd)
+            started.append(self)
+
+    yield Tracked
+    for m in started:
+        m.stop()

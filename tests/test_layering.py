@@ -17,7 +17,8 @@ ALLOWED = {
     "importer.py": {"twincorn.config"},  # for its type only
     "main.py": {"twincorn", "twincorn.config", "twincorn.importer", "twincorn.logs",
                 "twincorn.master", "twincorn.server"},
-    "config.py": {"twincorn.http"},
+    "config.py": {"twincorn.http", "twincorn.config_file"},
+    "config_file.py": set(),
 }
 
 

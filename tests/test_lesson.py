@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from test_master import Master, master_factory  # noqa: F401 - fixture
+from master_support import Master
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="the master needs fork"),
@@ -54,19 +54,19 @@ def throughput(port: int, clients: int, seconds: float = 4.0, warmup: float = 1.
     return asyncio.run(main())
 
 
-def test_blocking_wsgi_four_workers(master_factory: type[Master]) -> None:  # noqa: F811
+def test_blocking_wsgi_four_workers(master_factory: type[Master]) -> None:
     master = master_factory("examples.wsgi.slow_app:app", "-w", "4")
     rate = throughput(master.port, clients=16)
     assert 3.0 <= rate <= 4.6, rate  # the model: 4 workers x 1 thread / 1 s
 
 
-def test_blocking_wsgi_four_workers_eight_threads(master_factory: type[Master]) -> None:  # noqa: F811
+def test_blocking_wsgi_four_workers_eight_threads(master_factory: type[Master]) -> None:
     master = master_factory("examples.wsgi.slow_app:app", "-w", "4", "--threads", "8")
     rate = throughput(master.port, clients=64)
     assert 26.0 <= rate <= 36.0, rate  # the model: 4 x 8 / 1 s
 
 
-def test_async_asgi_one_worker_keeps_up(master_factory: type[Master]) -> None:  # noqa: F811
+def test_async_asgi_one_worker_keeps_up(master_factory: type[Master]) -> None:
     master = master_factory("examples.asgi.slow_app:app", "-w", "1", "--backlog", "1024")
     rate = throughput(master.port, clients=300)
     assert rate >= 240, rate  # about one per client per second

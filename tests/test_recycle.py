@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_master import Master, get, master_factory  # noqa: F401 - fixture
+from master_support import Master, get
 from twincorn.server.recycle import Recycler, resident_bytes
 
 PID_APP = (
@@ -48,7 +48,7 @@ def test_reasons() -> None:
               ("--max-worker-memory", "1k")],
 )
 def test_worker_is_recycled_without_failures(
-    master_factory: type[Master], tmp_path: Path, limit: tuple[str, str]  # noqa: F811
+    master_factory: type[Master], tmp_path: Path, limit: tuple[str, str]
 ) -> None:
     (tmp_path / "pidapp.py").write_text(PID_APP)
     master = master_factory("pidapp:app", "--app-dir", str(tmp_path), "-w", "1", *limit)

@@ -22,10 +22,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
-from twincorn import config_file
+from twincorn.config_file import DEFAULT_FILE, ConfigFileError, read_config_file
 from twincorn.http import RequestPolicy
 
 ENV_PREFIX = "TWINCORN_"
+#: How a master re-executed by USR2 learns its predecessor's sockets: a
+#: comma-separated list of inherited file descriptors (server/listener.py).
+#: Not a setting, though it shares the prefix.
+UPGRADE_ENV = ENV_PREFIX + "FDS"
 _P = RequestPolicy()
 _NO_LIMIT = sys.maxsize  # the core's own defaults, so that both agree
 
@@ -84,7 +88,7 @@ class Config:
     config: str | None = setting(
         None,
         "Python config file: its top-level names are settings and server hooks "
-        f"(gunicorn's convention). Default: ./{config_file.DEFAULT_FILE} if it exists.",
+        f"(gunicorn's convention). Default: ./{DEFAULT_FILE} if it exists.",
         "-c",
         section="configuration",
         metavar="FILE",
@@ -439,9 +443,25 @@ def _parser_for(name: str) -> Callable[[str], Any]:
         hint = args[0]
     if hint is bool:
         return _parse_bool
-    if hint in (int, float, str):
-        return typing.cast(Callable[[str], Any], hint)
+    if hint is int:
+        return _parse_int
+    if hint is float:
+        return _parse_float
     return str
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}") from None
+
+
+def _parse_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
 
 
 def _parse_bool(text: str) -> bool:
@@ -506,7 +526,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
     if environ.get("WEB_CONCURRENCY"):
         found["workers"] = convert("workers", environ["WEB_CONCURRENCY"])
     for key, text in environ.items():
-        if not key.startswith(ENV_PREFIX):
+        if not key.startswith(ENV_PREFIX) or key == UPGRADE_ENV:
             continue
         name = key[len(ENV_PREFIX):].lower()
         if name not in SETTINGS:
@@ -557,8 +577,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def from_file(path: str) -> dict[str, Any]:
     """The settings and hooks a Python config file sets."""
     try:
-        names, imported = config_file.read(path)
-    except config_file.ConfigFileError as exc:
+        names, imported = read_config_file(path)
+    except ConfigFileError as exc:
         raise ConfigError(str(exc)) from None
     names = {k: v for k, v in names.items() if k in SETTINGS or k not in imported}
     check_names(names, where=f"{path}: ")
@@ -580,7 +600,7 @@ def _config_path(cli: Mapping[str, Any], settings: Mapping[str, Any],
             return str(source["config"])
     if environ.get(ENV_PREFIX + "CONFIG"):
         return environ[ENV_PREFIX + "CONFIG"]
-    return config_file.DEFAULT_FILE if os.path.isfile(config_file.DEFAULT_FILE) else None
+    return DEFAULT_FILE if os.path.isfile(DEFAULT_FILE) else None
 
 
 def build(cli: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,

@@ -26,7 +26,7 @@ class ConfigFileError(ValueError):
     """The file is missing or does not run."""
 
 
-def read(path: str) -> tuple[dict[str, Any], set[str]]:
+def read_config_file(path: str) -> tuple[dict[str, Any], set[str]]:
     """The names the file defines, with their values, and which of them
     are functions or classes imported from elsewhere (ignored if unknown)."""
     if not os.path.isfile(path):

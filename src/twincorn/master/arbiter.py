@@ -45,14 +45,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twincorn import __version__, logs
-from twincorn.config import Config, ConfigError
+from twincorn.config import UPGRADE_ENV, Config, ConfigError
 from twincorn.importer import AppLoadError, app_label, load
 from twincorn.master.child import MASTER_SIGNALS, worker_main
 from twincorn.master.heartbeat import Heartbeat
 from twincorn.master.reloader import Reloader, ReloadUnavailable
 from twincorn.master.title import set_title
 from twincorn.server.listener import (
-    UPGRADE_ENV,
     BindError,
     describe,
     hand_over,

@@ -16,15 +16,13 @@ import socket
 import stat
 from collections.abc import Callable
 
+from twincorn.config import UPGRADE_ENV
+
 log = logging.getLogger("twincorn.error")
 
 
 # The unix: socket files this process owns, removed again by release().
 _bound_paths: set[str] = set()
-
-#: How a master re-executed by USR2 learns its predecessor's sockets:
-#: a comma-separated list of inherited file descriptors.
-UPGRADE_ENV = "TWINCORN_FDS"
 
 
 class BindError(Exception):

@@ -272,3 +272,28 @@ def test_reload_waits_for_a_fix_when_the_first_boot_fails(tmp_path: Path) -> Non
         output, _ = proc.communicate(timeout=20)
     assert "next change to a watched file tries again" in output
     assert proc.returncode == 0
+
+
+def test_run_from_python_starts_the_same_master(tmp_path: Path) -> None:
+    port = free_port()
+    script = tmp_path / "serve_it.py"
+    script.write_text(
+        "import twincorn\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'from python']\n"
+        "if __name__ == '__main__':\n"
+        f"    twincorn.run(app, workers=2, port={port}, access_log=False)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while (get(port, timeout=1)[1] != b"from python" or len(children(proc.pid)) < 2) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert get(port)[1] == b"from python"
+        assert len(children(proc.pid)) == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0

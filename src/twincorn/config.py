@@ -310,6 +310,13 @@ class Config:
         metavar="FORMAT",
     )
 
+    trace: bool = setting(
+        False,
+        "Log, per request, what the server hands the application and what it hands "
+        "back (WSGI environ, start_response and body; ASGI scope, receive and send), "
+        "with timings. For learning and debugging: it is slow.",
+        section="logging",
+    )
     error_log_file: str = setting(
         "-",
         "File the error log is written to; - for stderr. Reopened on SIGUSR1.",

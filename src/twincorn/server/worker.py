@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from twincorn import __version__, logs
+from twincorn import __version__, logs, trace
 from twincorn.asgi import ASGIAdapter, LifespanFailure
 from twincorn.config import Config
 from twincorn.exchange import Adapter
@@ -230,6 +230,8 @@ def run_worker(
     except AppLoadError as exc:
         exc.report()
         return 1
+    if config.trace:
+        app = trace.wrap(app, interface)
     loop, loop_name = new_event_loop(config.loop)
     log.info(
         "event loop: %s; interface: %s (%s)", loop_name, interface,

@@ -19,7 +19,7 @@ from twincorn.http import Request
 #: The exchange whose application code is running, and since when (monotonic
 #: seconds): set by the adapters when they call the app (in the ASGI Task's
 #: own context; around an inline WSGI call). A stuck worker reads it to say
-#: which request blocks it (master/child.py).
+#: which request blocks it (server/worker.py, report_stuck).
 SERVING: ContextVar[tuple[Exchange, float] | None] = ContextVar("serving", default=None)
 
 

@@ -31,17 +31,14 @@ import os
 import signal
 import socket
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twincorn.config import Config
-from twincorn.exchange import SERVING
 from twincorn.importer import app_label
-from twincorn.logs import escape
 from twincorn.master.title import set_title
-from twincorn.server.worker import run_worker
+from twincorn.server.worker import report_stuck, run_worker
 
 if TYPE_CHECKING:
     from twincorn.master.arbiter import Arbiter, WorkerRecord
@@ -71,7 +68,7 @@ def worker_main(
         for fd in wakeup_fds:
             os.close(fd)
         faulthandler.enable(all_threads=True)
-        signal.signal(signal.SIGUSR2, _report_stuck)
+        signal.signal(signal.SIGUSR2, report_stuck)
         set_title(f"worker [{app_label(config, app)}]")
         arbiter._hook("post_fork", arbiter, record)
         status = run_worker(
@@ -84,25 +81,3 @@ def worker_main(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
-
-
-def _report_stuck(signum: int, frame: object) -> None:
-    """SIGUSR2 from the master: this worker's loop is blocked. Say which
-    request it is serving.
-
-    A Python signal handler runs in the main thread between two bytecodes of
-    whatever is blocking it (even inside time.sleep, PEP 475), and in that
-    code's context: so SERVING holds the exchange being run, ASGI task or
-    inline WSGI call, without any bookkeeping on the way.
-    """
-    current = SERVING.get()
-    if current is None:
-        log.error("stuck worker %d: no request is being run (the loop itself is blocked)",
-                  os.getpid())
-        return
-    exchange, started = current
-    request = exchange.request
-    target = escape(request.target)[:200]
-    log.error("stuck worker %d: serving %s %s HTTP/%s for %.1f s", os.getpid(),
-              request.method, target, request.http_version, time.monotonic() - started)
-

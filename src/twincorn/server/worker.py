@@ -9,15 +9,16 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 from twincorn import __version__, logs, trace
 from twincorn.asgi import ASGIAdapter, LifespanFailure
 from twincorn.config import Config
-from twincorn.exchange import Adapter
+from twincorn.exchange import SERVING, Adapter
 from twincorn.importer import AppLoadError, app_label, load
-from twincorn.logs import access_logger
+from twincorn.logs import access_logger, escape
 from twincorn.server.listener import Listener, describe
 from twincorn.server.protocol import HttpConnection
 from twincorn.server.recycle import Recycler
@@ -261,3 +262,25 @@ def install_signal_handlers(loop: asyncio.AbstractEventLoop, worker: Worker) -> 
             loop.add_signal_handler(sig, handler)
         except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
             pass
+
+
+def report_stuck(signum: int, frame: object) -> None:
+    """SIGUSR2 from the master: this worker's loop is blocked. Say which
+    request it is serving.
+
+    A Python signal handler runs in the main thread between two bytecodes of
+    whatever is blocking it (even inside time.sleep, PEP 475), and in that
+    code's context: so SERVING holds the exchange being run, ASGI task or
+    inline WSGI call, without any bookkeeping on the way.
+    """
+    current = SERVING.get()
+    if current is None:
+        log.error("stuck worker %d: no request is being run (the loop itself is blocked)",
+                  os.getpid())
+        return
+    exchange, started = current
+    request = exchange.request
+    target = escape(request.target)[:200]
+    log.error("stuck worker %d: serving %s %s HTTP/%s for %.1f s", os.getpid(),
+              request.method, target, request.http_version, time.monotonic() - started)
+

@@ -4,13 +4,17 @@
 """
 
 import asyncio
+import os
+
+# One second, unless SLOW_APP_SECONDS says otherwise (twincorn lab uses it).
+DELAY = float(os.environ.get("SLOW_APP_SECONDS", "1"))
 
 
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
-    await asyncio.sleep(1)  # awaits: the event loop runs other requests meanwhile
-    body = b"Slept for 1 second\n"
+    await asyncio.sleep(DELAY)  # awaits: the event loop runs other requests meanwhile
+    body = b"Slept for %g s\n" % DELAY
     await send(
         {
             "type": "http.response.start",

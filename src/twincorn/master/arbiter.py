@@ -18,10 +18,9 @@ take it down.
 
 Supervision rests on the heartbeat (heartbeat.py): a worker that has never
 beaten is booting; one whose last beat is older than --timeout is stuck. It
-first gets SIGUSR2 (it logs the request it is serving: server/worker.py
-`report_stuck`), then
-SIGABRT (its faulthandler writes every thread's stack to the log), and is
-replaced. A worker that dies before its first beat failed to boot: if no
+first gets SIGUSR2 (it logs the request it is serving: `report_stuck` in
+server/worker.py), then SIGABRT (its faulthandler writes every thread's
+stack to the log), and is replaced. A worker that dies before its first beat failed to boot: if no
 worker ever booted, the whole server stops with that worker's exit status
 (with --reload it waits for the next change instead).
 

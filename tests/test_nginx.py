@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from master_support import ROOT
+from support import exchange
 from test_cli import free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -42,12 +43,7 @@ http {{
 
 
 def request(port: int, raw: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(raw)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
+    return exchange(port, raw, shutdown=False, timeout=10)
 
 
 def test_nginx_in_front_of_twincorn(tmp_path: Path) -> None:

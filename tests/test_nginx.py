@@ -32,6 +32,7 @@ error_log {tmp}/error.log warn;
 events {{ worker_connections 64; }}
 http {{
     access_log off;
+    lingering_close off;  # the 413 test need not wait for an unread body
     client_body_temp_path {tmp}/body;
     proxy_temp_path {tmp}/proxy;
     fastcgi_temp_path {tmp}/fastcgi;

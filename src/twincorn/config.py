@@ -603,8 +603,8 @@ def from_file(path: str) -> dict[str, Any]:
 def _config_path(cli: Mapping[str, Any], settings: Mapping[str, Any],
                  environ: Mapping[str, str]) -> str | None:
     for source in (cli, settings):
-        if source.get("config") is not None:
-            return str(source["config"])
+        if "config" in source:  # given, even as None: then no file at all
+            return str(source["config"]) if source["config"] else None
     if environ.get(ENV_PREFIX + "CONFIG"):
         return environ[ENV_PREFIX + "CONFIG"]
     return DEFAULT_FILE if os.path.isfile(DEFAULT_FILE) else None

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twincorn import __version__, logs, trace
-from twincorn.asgi import ASGIAdapter, LifespanFailure
+from twincorn.asgi import ASGIAdapter, ASGIExchange, LifespanFailure
 from twincorn.config import Config
 from twincorn.exchange import SERVING, Adapter
 from twincorn.importer import AppLoadError, app_label, load
@@ -189,15 +189,19 @@ class Worker:
             conn.abort()
         # Applications still running (their clients are gone now) are
         # cancelled, so that nothing is left pending when the loop closes.
-        # The lifespan task is kept: it is still to hear lifespan.shutdown.
-        keep = {asyncio.current_task()}
-        if isinstance(self.adapter, ASGIAdapter):
-            keep.add(self.adapter.lifespan.task)
-        leftover = [t for t in asyncio.all_tasks() if t not in keep]
+        # Only this worker's own tasks, found by their coroutine's code (no
+        # bookkeeping per request): the loop may run other work too (an
+        # embedded server); the lifespan task is still to hear its shutdown.
+        leftover = [t for t in asyncio.all_tasks()
+                    if getattr(t.get_coro(), "cr_code", None) in _OWN_TASKS]
         for task in leftover:
             task.cancel()
         if leftover:
             await asyncio.wait(leftover, timeout=5)
+
+
+#: The coroutines of the tasks a worker starts: an ASGI request, an accept.
+_OWN_TASKS = (ASGIExchange._run.__code__, Listener._connect.__code__)
 
 
 def settle_memory() -> None:

@@ -1,13 +1,15 @@
-# make demo   set up .venv and serve the two hello apps (Ctrl-C stops)
+# make demo   set up .venv and run the lab (twincorn lab --quick): lab-report/
+# make hello  set up .venv and serve the two hello apps (Ctrl-C stops)
 # make test   set up .venv and run the checks: ruff, mypy --strict, pytest
 # make bench  the side-by-side benchmark against uvicorn and gunicorn (needs wrk)
+# make bench-load  twincorn load beside Locust and wrk, per core (needs wrk)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo hello test lint typecheck pytest bench bench-load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +27,19 @@ $(VENV)/.peers: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,peers]'
 	touch $@
 
-demo: $(VENV)/.base
-	$(BIN)/python examples/demo.py $(DEMO_ARGS)
+$(VENV)/.bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	touch $@
+
+$(VENV)/.lab: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[lab]'
+	touch $@
+
+demo: $(VENV)/.lab
+	$(BIN)/python -m twincorn lab --quick $(DEMO_ARGS)
+
+hello: $(VENV)/.base
+	$(BIN)/python examples/demo.py
 
 test: lint typecheck pytest
 
@@ -43,6 +56,11 @@ bench: $(VENV)/.peers
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
 		apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python bench/hello.py --markdown
+
+bench-load: $(VENV)/.bench
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
+		apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

@@ -33,6 +33,12 @@ def make_parser() -> argparse.ArgumentParser:
         "--check-config", action="store_true", default=argparse.SUPPRESS,
         help="check the settings and that the application loads, then exit (0 if all is well)",
     )
+    from twincorn.load.cli import add_parser as add_load_parser
+
+    add_load_parser(commands)
+    from twincorn.lab.cli import add_parser as add_lab_parser
+
+    add_lab_parser(commands)
     return parser
 
 
@@ -55,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if check_config:
             return _check(settings)
         return serve(settings, rebuild=lambda: config.build(cli=args))
+    if command == "load":
+        from twincorn.load.cli import main as load_main
+
+        return load_main(args)
+    if command == "lab":
+        from twincorn.lab.cli import main as lab_main
+
+        return lab_main(args)
     parser.error(f"unknown command {command!r}")
     return 2
 

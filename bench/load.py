@@ -1,0 +1,348 @@
+"""twincorn load beside Locust and wrk: requests per second per core.
+
+One fast local server (a few lines of uvloop Protocol that answer every
+request with the same 200, pinned to CPU 0) and, one after the other, each
+load tester pinned to CPU 1 for the same time with the same number of
+connections:
+
+    twincorn load URL            the lean loop (no scenario file)
+    twincorn load -f (User)      a scenario's User class, `await self.client.get("/")`
+    Locust FastHttpUser          locust --headless, one process
+    Locust HttpUser              the same, with python-requests
+    wrk -t1                      C, the ceiling
+
+How to read the table:
+
+- requests/s is what the tester completed per second of the run.
+- client CPU is the share of its one core the tester used while loading
+  (sampled from /proc every 0.2 s, from 2 s after its start to its end, so
+  that start-up, imports included, is left out). A tester below 100% was
+  waiting, on the server or on a neighbour of this shared machine; so
+- requests per CPU-second (requests/s divided by that share) is the number
+  to compare: what one whole core of each tester would do. It is "requests
+  per second per core" even when the core was not the limit.
+- server CPU shows whether the server was the limit (near 100%).
+
+The ratios compare twincorn's lean loop with FastHttpUser (the aim: at
+least 4x) and wrk with twincorn (the aim: at most 3x), per CPU-second.
+
+    python bench/load.py [--duration 10] [--connections 50] [--markdown]
+
+Locust comes from the `bench` extra (`pip install -e '.[bench]'`), or
+`--locust PATH`; wrk and taskset from Debian (`apt-get install wrk`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SERVER_CPU = 0
+CLIENT_CPU = "1"
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!"
+
+USER_SCENARIO = """\
+from twincorn.load import User, task
+
+class Hello(User):
+    @task
+    async def index(self):
+        await self.client.get("/")
+"""
+LOCUST_FAST = """\
+from locust import FastHttpUser, task
+
+class Hello(FastHttpUser):
+    @task
+    def index(self):
+        self.client.get("/")
+"""
+LOCUST_PLAIN = LOCUST_FAST.replace("FastHttpUser", "HttpUser")
+
+
+# -- the server ---------------------------------------------------------------------
+
+
+class _Answer(asyncio.Protocol):
+    """Answers each request head (ended by an empty line) with RESPONSE."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.tail = b""
+
+    def data_received(self, data: bytes) -> None:
+        data = self.tail + data
+        count = data.count(b"\r\n\r\n")
+        self.tail = data[data.rfind(b"\r\n\r\n") + 4 :] if count else data[-3:]
+        if count:
+            self.transport.write(RESPONSE * count)
+
+
+def serve(port: int) -> None:
+    """Run the fast server (in its own process, on CPU 0)."""
+    import uvloop
+
+    os.sched_setaffinity(0, {SERVER_CPU})
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_Answer, "127.0.0.1", port, backlog=4096)
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                if sock.recv(100).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the bench server did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the clients --------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    client: str
+    requests: int = 0
+    seconds: float = 0.0  # of load, as the tester measured it
+    client_share: float = 0.0  # of its core, while loading (0 to 1)
+    server_share: float = 0.0  # of the server's core, meanwhile
+    note: str = ""
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.rps / self.client_share if self.client_share else 0.0
+
+
+def run_client(name: str, argv: list[str], server_pid: int, timeout: float
+               ) -> tuple[Row, str]:
+    """Run a tester pinned to CPU 1 (taskset execs it: same pid), sampling
+    its CPU time and the server's every 0.2 s."""
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(["taskset", "-c", CLIENT_CPU, *argv], cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+        started = time.monotonic()
+        samples: list[tuple[float, float, float]] = []  # (time, client cpu, server cpu)
+        while proc.poll() is None and time.monotonic() - started < timeout:
+            try:
+                samples.append((time.monotonic(), cpu_seconds(proc.pid),
+                                cpu_seconds(server_pid)))
+            except (OSError, IndexError, ValueError):
+                pass  # exiting
+            time.sleep(0.2)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        log.seek(0)
+        output = log.read()
+    row = Row(name)
+    steady = [s for s in samples if s[0] - started >= 2.0]
+    if len(steady) >= 2:
+        (t0, c0, s0), (t1, c1, s1) = steady[0], steady[-1]
+        row.client_share = (c1 - c0) / (t1 - t0)
+        row.server_share = (s1 - s0) / (t1 - t0)
+    if proc.returncode not in (0, 1):
+        row.note = f"exit status {proc.returncode}: {output.strip()[-300:]}"
+    return row, output
+
+
+def twincorn_row(name: str, args: list[str], url: str, duration: float, connections: int,
+                 server_pid: int, work: Path) -> Row:
+    out = work / f"{name.replace(' ', '_').replace('/', '')}.json"
+    argv = [sys.executable, "-m", "twincorn", "load", *args, "-u", str(connections),
+            "-t", f"{duration}s", "-q", "--json", str(out)]
+    row, _ = run_client(name, argv, server_pid, duration + 30)
+    if out.exists():
+        data = json.loads(out.read_text())
+        row.requests = data["requests"]
+        row.seconds = data["duration_s"]  # the measured run, not the process's start-up
+        if data["failures"]:
+            row.note = f"{data['failures']} failures"
+    return row
+
+
+def locust_row(name: str, locust: str | None, locustfile: str, url: str, duration: float,
+               connections: int, server_pid: int, work: Path) -> Row:
+    if locust is None:
+        return Row(name, note="not installed: pip install -e '.[bench]' or --locust PATH")
+    file = work / f"{name.split()[-1]}.py"
+    file.write_text(locustfile)
+    prefix = work / name.split()[-1]
+    argv = [locust, "-f", str(file), "--headless", "-u", str(connections), "-r",
+            str(connections), "-t", f"{duration:g}s", "--host", url.rstrip("/"),
+            "--only-summary",
+            "--csv", str(prefix), "--loglevel", "WARNING"]
+    row, output = run_client(name, argv, server_pid, duration + 60)
+    stats = Path(f"{prefix}_stats.csv")
+    if not stats.exists():
+        row.note = row.note or f"no stats written: {output.strip()[-300:]}"
+        return row
+    for line in csv.DictReader(stats.read_text().splitlines()):
+        if line["Name"] == "Aggregated":
+            row.requests = int(line["Request Count"])
+            row.seconds = row.requests / float(line["Requests/s"]) if row.requests else 0
+            if int(line["Failure Count"]):
+                row.note = f"{line['Failure Count']} failures"
+    return row
+
+
+def wrk_row(url: str, duration: float, connections: int, server_pid: int) -> Row:
+    name = "wrk -t1"
+    if shutil.which("wrk") is None:
+        return Row(name, note="not installed: apt-get install wrk")
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", url]
+    row, output = run_client(name, argv, server_pid, duration + 30)
+    found = re.search(r"(\d+) requests in ([\d.]+)(m?s)", output)
+    if found:
+        row.requests = int(found.group(1))
+        row.seconds = float(found.group(2)) / (1000 if found.group(3) == "ms" else 1)
+    return row
+
+
+def find_locust(given: str | None) -> str | None:
+    if given:
+        return given
+    local = BIN / "locust"
+    return str(local) if local.exists() else shutil.which("locust")
+
+
+# -- the table ----------------------------------------------------------------------
+
+
+def ratio(a: Row | None, b: Row | None) -> float | None:
+    if a is None or b is None or not a.per_cpu_second or not b.per_cpu_second:
+        return None
+    return a.per_cpu_second / b.per_cpu_second
+
+
+def table(rows: list[Row], duration: float) -> str:
+    lines = [
+        "| client | requests/s | client CPU | requests per CPU-second | server CPU | note |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        if not r.requests:
+            lines.append(f"| {r.client} | | | | | {r.note} |")
+            continue
+        lines.append(
+            f"| {r.client} | {r.rps:,.0f} | {100 * r.client_share:.0f}% "
+            f"| {r.per_cpu_second:,.0f} | {100 * r.server_share:.0f}% | {r.note} |"
+        )
+    by_name = {r.client: r for r in rows}
+    lean = by_name.get("twincorn load URL")
+    fast = by_name.get("Locust FastHttpUser")
+    wrk = by_name.get("wrk -t1")
+    lines.append("")
+    lean_fast = ratio(lean, fast)
+    wrk_lean = ratio(wrk, lean)
+    if lean_fast is not None:
+        verdict = "met" if lean_fast >= 4 else "not met"
+        lines.append(f"- twincorn / FastHttpUser, per CPU-second: **{lean_fast:.1f}x** "
+                     f"(aim: at least 4x, {verdict})")
+    users_fast = ratio(by_name.get("twincorn load -f (User)"), fast)
+    if users_fast is not None:
+        lines.append(f"- twincorn with a User class / FastHttpUser: {users_fast:.1f}x")
+    if wrk_lean is not None:
+        verdict = "met" if wrk_lean <= 3 else "not met"
+        lines.append(f"- wrk / twincorn, per CPU-second: **{wrk_lean:.2f}x** "
+                     f"(aim: at most 3x, {verdict})")
+    lines.append(f"- {duration:g} s per client; CPU {SERVER_CPU} serves, CPU {CLIENT_CPU} loads.")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per client")
+    parser.add_argument("--connections", type=int, default=50, help="users / connections")
+    parser.add_argument("--only", action="append", default=None,
+                        help="run only clients whose name contains this (repeat)")
+    parser.add_argument("--locust", help="the locust executable (default: beside python)")
+    parser.add_argument("--json", help="also write the rows to FILE")
+    parser.add_argument("--markdown", action="store_true", help="(the table is markdown)")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return 0
+    if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
+        print("bench/load.py needs taskset (util-linux) and two CPUs", file=sys.stderr)
+        return 2
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
+    rows: list[Row] = []
+    try:
+        wait_ready(port)
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            (work / "hello_user.py").write_text(USER_SCENARIO)
+            locust = find_locust(args.locust)
+            d, c, pid = args.duration, args.connections, server.pid
+            plan = [
+                ("twincorn load URL",
+                 lambda: twincorn_row("twincorn load URL", [url], url, d, c, pid, work)),
+                ("twincorn load -f (User)",
+                 lambda: twincorn_row("twincorn load -f (User)",
+                                      ["-f", str(work / "hello_user.py"), "-H", url],
+                                      url, d, c, pid, work)),
+                ("Locust FastHttpUser",
+                 lambda: locust_row("Locust FastHttpUser", locust, LOCUST_FAST, url, d, c,
+                                    pid, work)),
+                ("Locust HttpUser",
+                 lambda: locust_row("Locust HttpUser", locust, LOCUST_PLAIN, url, d, c,
+                                    pid, work)),
+                ("wrk -t1", lambda: wrk_row(url, d, c, pid)),
+            ]
+            for name, run in plan:
+                if args.only and not any(o.lower() in name.lower() for o in args.only):
+                    continue
+                print(f"running {name} for {d:g} s...", file=sys.stderr)
+                rows.append(run())
+    finally:
+        server.terminate()
+        server.wait(5)
+    print(table(rows, args.duration))
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

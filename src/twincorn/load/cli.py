@@ -1,0 +1,99 @@
+"""`twincorn load URL [flags]`: the load tester's command line.
+
+The flags are made from the declarations in plan.py. This module stays
+light to import (the main `twincorn` parser builds its subcommand from
+it); the run's machinery is imported when a run starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from twincorn.load.plan import PlanError, Reports, add_arguments, from_arguments
+
+EXAMPLES = """\
+examples:
+  twincorn load http://127.0.0.1:8000/ -u 50 -t 30s         closed model, 50 users
+  twincorn load http://127.0.0.1:8000/ --rate 2000 -t 1m    open model, 2000 req/s
+  twincorn load -f examples/loadtest.py -H http://127.0.0.1:8000 -u 10 -r 2 -t 2m
+  twincorn load http://127.0.0.1:8000/ -t 30s --json out.json --csv out \\
+      --fail-on 'p99>500ms' --fail-on 'error_rate>1%'
+  twincorn load --web                                     the web UI on :8089
+
+exit status: 0; 1 if a request failed (or, with --fail-on, if a threshold
+holds); 2 for bad flags or a scenario that cannot be loaded.
+"""
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add the `load` subcommand to the main parser's subparsers."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "load",
+        help="load-test an HTTP server (Locust's users, wrk2's constant rate)",
+        description="Load-test an HTTP server: a URL, or a scenario file of async "
+        "User classes (a locustfile). Closed model with -u/-r (Locust's), open "
+        "model with --rate (wrk2's, k6's; latency corrected for coordinated omission).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return parser
+
+
+def _error(message: str) -> int:
+    print(f"twincorn load: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(args: dict[str, Any]) -> int:
+    """Run `twincorn load` with parsed flags; return the exit status."""
+    from twincorn.load.api import execute, resolve_scenario, write_outputs
+    from twincorn.load.scenario import ScenarioError
+    from twincorn.load.thresholds import Threshold, ThresholdError, exit_status
+
+    try:
+        plan, reports = from_arguments(args)
+        thresholds = [Threshold.parse(text) for text in reports.fail_on]
+        scenario = resolve_scenario(plan, reports)
+    except (PlanError, ThresholdError, ScenarioError) as exc:
+        return _error(str(exc))
+    if reports.web:
+        return _web(plan, scenario, reports)
+    if scenario is None:
+        return _error("give a URL to load (twincorn load http://127.0.0.1:8000/), "
+                      "a scenario file (-f FILE), or --web")
+
+    from twincorn.load.terminal import LiveStatus, final_report
+    from twincorn.server.worker import new_event_loop
+
+    status = None if reports.quiet else LiveStatus(run_time=plan.run_time,
+                                                   stop_after=plan.stop_after)
+    loop, _ = new_event_loop("auto")
+    try:
+        results = loop.run_until_complete(
+            execute(plan, scenario, subscribers=[status] if status else [])
+        )
+    except (PlanError, ScenarioError) as exc:
+        return _error(str(exc))
+    finally:
+        loop.close()
+    if status is not None:
+        status.close()
+        print(final_report(results), end="", flush=True)
+    for path in write_outputs(results, reports):
+        print(f"wrote {path}", file=sys.stderr)
+    code, reasons = exit_status(results, thresholds)
+    for reason in reasons:
+        print(f"twincorn load: {reason}", file=sys.stderr)
+    return code
+
+
+def _web(plan: Any, scenario: Any, reports: Reports) -> int:
+    try:
+        from twincorn.load.web import serve_ui  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return _error("--web: the web UI is not available in this build")
+    serve_ui(plan, scenario, reports.web_host, reports.web_port)
+    return 0

@@ -1,0 +1,98 @@
+"""`twincorn lab`: the blocking-WSGI-against-async-ASGI experiment, in one command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = """\
+Run the classic experiment: a WSGI app that blocks for a second per request
+and an ASGI app that awaits a second, served by twincorn with 4 blocking
+workers, 4 workers x 8 threads, and 1 async worker (and, with --peers, by
+gunicorn and uvicorn as the seed ran them); load each with a growing number
+of users (twincorn load, no think time) and at fixed rates; then write a
+report (index.html, PNG charts, results.json, summary.md) that compares
+what was measured with what the model predicts.
+"""
+
+
+def add_parser(commands: Any) -> None:
+    lab = commands.add_parser(
+        "lab", help="run the blocking-WSGI-vs-async-ASGI experiment and draw it",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lab.add_argument("--quick", action="store_true",
+                     help="a shorter run (under 2 minutes on 2 cores) that still shows the lesson")
+    lab.add_argument("--peers", action="store_true",
+                     help="also run gunicorn and uvicorn where installed (pip install "
+                          "twincorn[peers])")
+    lab.add_argument("--out", default="lab-report", metavar="DIR",
+                     help="folder of the report [default: lab-report]")
+    lab.add_argument("--only", action="append", metavar="KEY",
+                     help="run only this configuration (twincorn-wsgi, twincorn-wsgi-threads, "
+                          "twincorn-asgi, gunicorn-wsgi, gunicorn-uvicorn-asgi, uvicorn-asgi); "
+                          "repeat for more")
+    lab.add_argument("--max-users", type=int, metavar="N",
+                     help="the ramp's last step [default: 64 quick, 256 full]")
+    lab.add_argument("--step-seconds", type=float, metavar="S",
+                     help="measured seconds per step, after its warm-up [default: 2 quick, 5 full]")
+    lab.add_argument("--service-time", type=float, metavar="S",
+                     help="how long the slow apps wait per request [default: 1]")
+    lab.add_argument("--no-hello", action="store_true", help="skip the hello apps")
+    lab.add_argument("--no-open", action="store_true", help="skip the fixed-rate runs")
+    lab.add_argument("--analyse", metavar="RESULTS_JSON",
+                     help="write the report again from a saved results.json, running nothing")
+
+
+def main(args: dict[str, Any]) -> int:
+    from twincorn.lab.experiment import LabPlan, run_plan
+    from twincorn.lab.report import write_report
+    from twincorn.lab.servers import ServerFailed
+
+    out = Path(args["out"])
+    if args.get("analyse"):
+        results = json.loads(Path(args["analyse"]).read_text())
+        return _finish(results, out, write_report)
+    plan = LabPlan.quick_plan(args["peers"]) if args["quick"] else LabPlan.full_plan(args["peers"])
+    if args.get("only"):
+        known = {s.key for s in plan.setups}
+        unknown = set(args["only"]) - known
+        if unknown:
+            print(f"twincorn lab: unknown configuration {sorted(unknown)}; known: "
+                  f"{', '.join(sorted(known))}", file=sys.stderr)
+            return 2
+        plan.setups = [s for s in plan.setups if s.key in args["only"]]
+    for name in ("max_users", "step_seconds", "service_time"):
+        if args.get(name) is not None:
+            if args[name] <= 0:
+                print(f"twincorn lab: --{name.replace('_', '-')} must be positive",
+                      file=sys.stderr)
+                return 2
+            setattr(plan, name, args[name])
+    if args["no_hello"]:
+        plan.hello_users = ()
+    if args["no_open"]:
+        plan.rate_factors, plan.async_rates = (), ()
+    try:
+        results = run_plan(plan)
+    except KeyboardInterrupt:
+        print("\ntwincorn lab: interrupted; the servers are stopped", file=sys.stderr)
+        return 130
+    except ServerFailed as exc:
+        print(f"twincorn lab: {exc}", file=sys.stderr)
+        return 1
+    return _finish(results, out, write_report)
+
+
+def _finish(results: dict[str, Any], out: Path, write_report: Any) -> int:
+    from twincorn.lab.analysis import summary_markdown
+
+    written = write_report(results, out)
+    print(summary_markdown(results))
+    print("report: " + ", ".join(str(p) for p in written))
+    if not any(p.suffix == ".png" for p in written):
+        print("(no PNG charts: pip install twincorn[lab] for matplotlib)")
+    return 0

@@ -1,0 +1,209 @@
+"""Running the lab's matrix: each configuration, its ramp of users, the
+fixed-rate runs, with progress on the terminal.
+
+A step is one closed-model run of `twincorn load` (through its Python API)
+against a server that stays up for the whole ramp: N users, each sending
+its next request as soon as the last one is answered. The first seconds
+of a step are a warm-up — the queue of a saturated server takes about one
+latency to fill — and only what follows is measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twincorn import __version__
+from twincorn.lab.analysis import knee
+from twincorn.lab.measure import measure_closed, measure_open
+from twincorn.lab.servers import running
+from twincorn.lab.setups import Setup, peer_setups, twincorn_setups
+
+
+@dataclass
+class LabPlan:
+    """What to run, and how long each part lasts."""
+
+    setups: list[Setup]
+    max_users: int = 64
+    #: Steps double the users from 1 up to max_users (quadruple with
+    #: --quick), plus, for each blocking setup, its number of slots (where
+    #: its knee should be), twice and four times that; a blocking setup
+    #: stops at 4x its slots, where its queue is already long.
+    step_seconds: float = 3.0
+    service_time: float = 1.0
+    #: Open model: rates as multiples of the model's ceiling (blocking
+    #: setups) and as absolute rates for async ones.
+    rate_factors: tuple[float, ...] = (1.5,)
+    async_rates: tuple[float, ...] = (64.0,)
+    rate_seconds: float = 5.0
+    hello_users: tuple[int, ...] = (16,)
+    hello_seconds: float = 2.0
+    quick: bool = False
+    say: Callable[[str], None] = field(default=lambda text: print(text, file=sys.stderr))
+
+    @classmethod
+    def quick_plan(cls, peers: bool = False) -> LabPlan:
+        return cls(twincorn_setups() + (peer_setups() if peers else []), quick=True,
+                   max_users=64, step_seconds=2.0, rate_seconds=4.0)
+
+    @classmethod
+    def full_plan(cls, peers: bool = False) -> LabPlan:
+        return cls(twincorn_setups() + (peer_setups() if peers else []), max_users=256,
+                   step_seconds=5.0, rate_factors=(0.5, 1.0, 1.5),
+                   async_rates=(16.0, 64.0, 256.0), rate_seconds=8.0,
+                   hello_users=(1, 8, 32, 128), hello_seconds=3.0)
+
+    def users(self, setup: Setup) -> list[int]:
+        """The ramp's steps for `setup`: one ladder for every setup, so that
+        their lines share their points on the charts."""
+        ladder = {1}
+        n = 1
+        while n < self.max_users:
+            n = min(n * 4 if self.quick else n * 2, self.max_users)
+            ladder.add(n)
+        for other in self.setups:
+            if other.slots is not None:  # its knee, and a queue as long again
+                ladder |= {other.slots, 2 * other.slots, 4 * other.slots}
+        top = self.max_users if setup.slots is None else min(self.max_users, 4 * setup.slots)
+        return sorted(u for u in ladder if u <= top)
+
+    def warmup(self, setup: Setup, users: int) -> float:
+        """About one round of the queue: the model's latency at this step."""
+        return min(setup.predicted_latency(users, self.service_time), 8.0)
+
+    def rates(self, setup: Setup) -> list[float]:
+        ceiling = setup.ceiling(self.service_time)
+        if ceiling is None:
+            return list(self.async_rates)
+        return [factor * ceiling for factor in self.rate_factors]
+
+    def estimate(self) -> float:
+        """Seconds the whole plan should take (for the progress line)."""
+        total = 0.0
+        start = 1.5  # starting a server
+        for setup in self.setups:
+            for users in self.users(setup):
+                total += start + self.warmup(setup, users) + self.step_seconds
+            total += len(self.rates(setup)) * (start + 1.5 * self.rate_seconds)
+        per_hello = 2.0 + len(self.hello_users) * (self.hello_seconds + 0.5)
+        total += len(hello_setups(self)) * per_hello
+        return total
+
+
+def hello_setups(plan: LabPlan) -> list[Setup]:
+    """The hello apps run on twincorn's one-call-per-worker WSGI and its ASGI setup."""
+    if not plan.hello_users:
+        return []
+    return [s for s in plan.setups if not s.peer and s.threads == 1]
+
+
+class Progress:
+    """`[3/14] twincorn -w 4 (WSGI, blocking) · slow · 16 users · ~40 s left`."""
+
+    def __init__(self, plan: LabPlan) -> None:
+        self.plan = plan
+        self.total = sum(len(plan.users(s)) + len(plan.rates(s)) for s in plan.setups)
+        self.total += len(hello_setups(plan))
+        self.done = 0
+        self.started = time.monotonic()
+        self.estimate = plan.estimate()
+
+    def step(self, setup: Setup, what: str) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        left = max(0.0, self.estimate - elapsed)
+        self.plan.say(f"[{self.done}/{self.total}] {setup.title} · {what} · ~{left:.0f} s left")
+
+
+def run_plan(plan: LabPlan) -> dict[str, Any]:
+    """Run every part of the plan; the results (as results.json holds them)."""
+    started = time.monotonic()
+    progress = Progress(plan)
+    plan.say(f"twincorn lab: {len(plan.setups)} configurations, about "
+             f"{plan.estimate():.0f} s; Ctrl-C stops it (servers included)")
+    configurations = []
+    for setup in plan.setups:
+        configurations.append(_ramp(plan, setup, progress))
+    hello = [_hello(plan, setup, progress) for setup in hello_setups(plan)]
+    return {
+        "version": 1,
+        "quick": plan.quick,
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - started, 1),
+        "service_time_s": plan.service_time,
+        "machine": {"python": platform.python_version(), "cpus": _cpus(),
+                    "platform": platform.platform(), "twincorn": __version__},
+        "configurations": configurations,
+        "hello": hello,
+    }
+
+
+def _ramp(plan: LabPlan, setup: Setup, progress: Progress) -> dict[str, Any]:
+    service = plan.service_time
+    steps = []
+    open_runs = []
+    with contextlib.ExitStack() as stack:
+        server = None
+        for users in plan.users(setup):
+            progress.step(setup, f"slow app · {users} user{'s' if users != 1 else ''}")
+            if server is None:
+                server = stack.enter_context(running(setup, "slow", service))
+            step = measure_closed(server.url, users, plan.warmup(setup, users),
+                                  plan.step_seconds)
+            step["predicted_rps"] = setup.predicted_rps(users, service)
+            step["predicted_latency_ms"] = setup.predicted_latency(users, service) * 1000
+            steps.append(step)
+            if setup.slots is not None and users > setup.slots:
+                # Requests still queued when the run ended (their clients
+                # gone) would be served during the next one: a blocking
+                # server cannot tell a client that hung up. A new server.
+                stack.close()
+                server = None
+    for rate in plan.rates(setup):
+        progress.step(setup, f"slow app · fixed rate {rate:g}/s")
+        with running(setup, "slow", service) as server:
+            run = measure_open(server.url, rate, plan.rate_seconds, drain=plan.rate_seconds)
+        # Kept up: answers came about as fast as one service time.
+        run["kept_up"] = run["p99_ms"] <= 1500 * service
+        run["model_ceiling_rps"] = setup.ceiling(service)
+        open_runs.append(run)
+    return {
+        "key": setup.key,
+        "title": setup.title,
+        "server": setup.server,
+        "interface": setup.interface,
+        "app": setup.app("slow"),
+        "command": setup.shown_command("slow"),
+        "workers": setup.workers,
+        "threads": setup.threads,
+        "concurrency": setup.slots,
+        "peer": setup.peer,
+        "model_ceiling_rps": setup.ceiling(service),
+        "knee": knee(steps),
+        "steps": steps,
+        "open": open_runs,
+    }
+
+
+def _hello(plan: LabPlan, setup: Setup, progress: Progress) -> dict[str, Any]:
+    steps = []
+    progress.step(setup, "hello app")
+    with running(setup, "hello", plan.service_time) as server:
+        for users in plan.hello_users:
+            steps.append(measure_closed(server.url, users, 0.5, plan.hello_seconds))
+    return {"key": setup.key, "title": setup.title, "app": setup.app("hello"),
+            "command": setup.shown_command("hello"), "steps": steps}
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)

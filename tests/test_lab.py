@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from master_support import ROOT
 from twincorn.lab import analysis, report
 from twincorn.lab.experiment import LabPlan, run_plan
 from twincorn.lab.setups import Setup, twincorn_setups
@@ -160,3 +166,47 @@ def test_lab_report_in_chromium(reduced_run: tuple[dict[str, Any], Path]) -> Non
         page.close()
     assert console.errors == []
     assert distinct_colours(shot) > 50, "the screenshot looks blank"
+
+
+def test_peer_commands_serve() -> None:
+    """The seed's own commands (--peers) start and answer, where installed."""
+    from twincorn.lab.servers import running
+    from twincorn.lab.setups import peer_setups
+
+    setups = peer_setups(workers=1)
+    if not setups:
+        pytest.skip("gunicorn and uvicorn are not installed (pip install twincorn[peers])")
+    for setup in setups:
+        with running(setup, "hello", 0.1) as server:
+            with urllib.request.urlopen(server.url, timeout=10) as answer:
+                assert answer.status == 200 and b"Hello" in answer.read()
+        assert server.process.poll() is not None
+
+
+def test_ctrl_c_stops_the_lab_and_its_servers(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twincorn", "lab", "--only", "twincorn-asgi", "--max-users", "4",
+         "--out", str(tmp_path / "report")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("[2/"):  # a server is up and under load
+            break
+    time.sleep(0.5)
+    servers = [pid for pid in children_of(proc.pid)]
+    assert servers, "no server was running"
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130, output
+    assert "interrupted; the servers are stopped" in output
+    time.sleep(0.5)
+    assert not [pid for pid in servers if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]]
+    assert not (tmp_path / "report").exists()
+
+
+def children_of(pid: int) -> list[int]:
+    from master_support import children
+
+    return sorted(children(pid))

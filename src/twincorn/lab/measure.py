@@ -47,8 +47,17 @@ def _step(summary: dict[str, Any]) -> dict[str, Any]:
 _CLOSE = ("Connection: close",)
 
 
+def _run(url: str, **options: Any) -> load.Results:
+    results = load.run(url, **options)
+    if results.stopped_by == "interrupted":
+        # The load tester takes Ctrl-C to end its run with the results so
+        # far; the lab ends altogether (its servers are stopped on the way).
+        raise KeyboardInterrupt
+    return results
+
+
 def measure_closed(url: str, users: int, warmup: float, seconds: float) -> dict[str, Any]:
-    results = load.run(
+    results = _run(
         url, users=users, spawn_rate=max(users, 1) * 10.0, run_time=warmup + seconds,
         warmup=warmup, timeout=120.0, stop_timeout=0.0, header=_CLOSE,
     )
@@ -62,7 +71,7 @@ def measure_open(url: str, rate: float, seconds: float, drain: float) -> dict[st
     """`rate` requests a second for `seconds`, then up to `drain` seconds for
     the answers still owed (so that the backlog's latency is measured too)."""
     max_in_flight = 4096
-    results = load.run(
+    results = _run(
         url, rate=rate, run_time=seconds, max_in_flight=max_in_flight, timeout=120.0,
         stop_timeout=drain, header=_CLOSE,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -80,6 +81,30 @@ def test_bad_flags_exit_2(args: list[str], message: str) -> None:
     done = twincorn_load(*args)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert message in done.stderr
+
+
+def test_a_refused_port_fails_every_request_without_spinning(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    done = twincorn_load(f"http://127.0.0.1:{port}/", "-u", "5", "-t", "1.5s", "-q",
+                         "--json", str(tmp_path / "out.json"))
+    assert done.returncode == 1
+    summary = json.loads((tmp_path / "out.json").read_text())
+    assert summary["failures"] == summary["requests"] > 0
+    assert summary["errors"][0]["kind"] == "refused"
+    # Each user backs off (10 ms, doubling up to 1 s): a few dozen, not thousands.
+    assert summary["requests"] < 200, summary["requests"]
+
+
+def test_web_ui_on_a_busy_port_exits_1() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        done = twincorn_load("http://127.0.0.1:9/", "--web", "--web-port",
+                             str(sock.getsockname()[1]))
+    assert done.returncode == 1
+    assert "Address already in use" in done.stderr
 
 
 def test_help_lists_the_options() -> None:

@@ -249,6 +249,30 @@ def test_stop_from_another_thread(serve: Serve) -> None:
     assert snapshot["state"] == "stopped" and snapshot["requests"] == results.requests
 
 
+def test_reset_stats_while_running(serve: Serve) -> None:
+    app, _ = hello_app()
+    server = serve(app)
+    load = LoadRun(LoadPlan(url=server.url + "/", users=2, run_time=2.6))
+    before: list[int] = []
+
+    def reset() -> None:
+        before.append(load.snapshot()["requests"])
+        load.reset_stats()
+
+    async def main() -> Results:
+        asyncio.get_running_loop().call_later(1.5, reset)
+        return await load.run()
+
+    results = run_loop(main())
+    assert before[0] > 0
+    # The totals count from the reset (the second after 1.5 s: windows are
+    # whole seconds), the timeline covers the whole run.
+    assert 0.5 < results.duration_s < 1.7, results.duration_s
+    whole = sum(int(row["requests"]) for row in results.timeline)
+    assert 0 < results.requests < whole
+    assert len(results.timeline) >= 2
+
+
 def test_processes_merge_exactly(serve: Serve) -> None:
     app, served = hello_app()
     server = serve(app)

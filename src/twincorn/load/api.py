@@ -44,7 +44,7 @@ def write_outputs(results: Results, reports: Reports) -> list[str]:
         return written
     data = results.to_dict()
     if reports.json:
-        Path(reports.json).write_text(json.dumps(data, indent=1) + "\n")
+        Path(reports.json).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         written.append(reports.json)
     if reports.csv:
         from twincorn.load.output_csv import write_csv
@@ -59,7 +59,7 @@ def write_outputs(results: Results, reports: Reports) -> list[str]:
             print("--html: the HTML report is not available in this build", file=sys.stderr)
         else:
             page: str = render_html(data)
-            Path(reports.html).write_text(page)
+            Path(reports.html).write_text(page, encoding="utf-8")
             written.append(reports.html)
     return written
 

@@ -91,9 +91,6 @@ def main(args: dict[str, Any]) -> int:
 
 
 def _web(plan: Any, scenario: Any, reports: Reports) -> int:
-    try:
-        from twincorn.load.web import serve_ui  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return _error("--web: the web UI is not available in this build")
-    serve_ui(plan, scenario, reports.web_host, reports.web_port)
-    return 0
+    from twincorn.load.web import serve_ui
+
+    return serve_ui(plan, scenario, reports.web_host, reports.web_port)

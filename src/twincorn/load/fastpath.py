@@ -208,6 +208,11 @@ class LeanDriver:
             self.context.collector.no_response(self.tally, error.kind, error.message)
 
 
+# After a failed connect, a closed-model user waits this long before the
+# next attempt, doubling up to the last (each attempt counts as a failure).
+_FIRST_BACKOFF, _LAST_BACKOFF = 0.01, 1.0
+
+
 class LeanClosed(LeanDriver):
     """Closed model: N connections, each sending its next request as soon as
     the last response is in (no think time), started at --spawn-rate."""
@@ -245,13 +250,18 @@ class LeanClosed(LeanDriver):
     async def _user(self) -> None:
         """One user: connect, let the connection loop by itself until it
         closes, and connect again."""
+        backoff = _FIRST_BACKOFF
         while not self.stopping:
             if not self.take():
                 return
             conn = await self.connect()
             if conn is None:
-                await asyncio.sleep(0)  # a refused connect can come back at once
+                # A refused connect comes back at once: without a pause the
+                # user would spin, recording failures as fast as the CPU goes.
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _LAST_BACKOFF)
                 continue
+            backoff = _FIRST_BACKOFF
             conn.send(self.request, self.head_only)
             await conn.lost
             self.conns.discard(conn)

@@ -110,13 +110,19 @@ class LoadRun:
         elif not loop.is_closed():
             loop.call_soon_threadsafe(event.set)
 
+    def reset_stats(self) -> None:
+        """Locust's "Reset stats": the totals (requests, percentiles, failures)
+        count again from now, the run going on; the timeline is kept. Call
+        it on the run's loop (the web UI does)."""
+        self.stats = self.stats.restarted()
+
     def snapshot(self) -> dict[str, Any]:
         """The results so far, in the JSON schema (timeline included)."""
         return self.results().to_dict()
 
     def results(self) -> Results:
         stats = self.stats
-        duration = self.duration if self.state == "stopped" else stats.elapsed
+        duration = (self.duration if self.state == "stopped" else stats.elapsed) - stats.origin
         return Results(
             model=self.plan.model,
             duration_s=round(duration, 6),

@@ -243,8 +243,17 @@ class Stats:
         self.unfinished = 0
         self.unfinished_oldest = 0.0
         self.elapsed = 0.0  # end of the last window absorbed, seconds since the start
+        self.origin = 0.0  # when these totals began (after a reset), seconds since the start
         self.users = 0
         self.in_flight = 0
+
+    def restarted(self) -> Stats:
+        """Empty totals counting from now, the timeline kept (a reset)."""
+        fresh = Stats(self.open_model)
+        fresh.timeline = self.timeline
+        fresh.elapsed = fresh.origin = self.elapsed
+        fresh.users, fresh.in_flight = self.users, self.in_flight
+        return fresh
 
     def absorb(self, window: Window) -> dict[str, float | int] | None:
         """Add one window to the totals; return (and keep) its timeline row.

@@ -97,6 +97,8 @@ def test_apply_form_closed_and_open_models() -> None:
     assert (plan.host, plan.url, plan.run_time) == ("http://b:2", PLAN.url, None)
     plan = apply_form(PLAN, {"model": "open", "rate": "250", "max_in_flight": "50"})
     assert (plan.rate, plan.max_in_flight, plan.users) == (250.0, 50, 4)
+    # 0 users per second starts them all at once, as -r 0 does.
+    assert apply_form(PLAN, {"model": "closed", "spawn_rate": "0"}).spawn_rate == 0.0
 
 
 @pytest.mark.parametrize("form, message", [

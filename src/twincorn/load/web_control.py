@@ -309,8 +309,8 @@ def apply_form(plan: LoadPlan, form: Mapping[str, str], url_only: bool = True) -
         changes["rate"] = 0.0
         if form.get("users", "").strip():
             changes["users"] = number_field(form, "users", int)
-        if form.get("spawn_rate", "").strip():
-            changes["spawn_rate"] = number_field(form, "spawn_rate", float)
+        if form.get("spawn_rate", "").strip():  # 0: all at once, as on the command line
+            changes["spawn_rate"] = number_field(form, "spawn_rate", float, zero=True)
     host = form.get("host", "").strip()
     if host:
         changes["url" if url_only else "host"] = host
@@ -326,12 +326,14 @@ def apply_form(plan: LoadPlan, form: Mapping[str, str], url_only: bool = True) -
         raise FormError(str(exc)) from None
 
 
-def number_field(form: Mapping[str, str], name: str, kind: type[int] | type[float]) -> Any:
+def number_field(form: Mapping[str, str], name: str, kind: type[int] | type[float],
+                 zero: bool = False) -> Any:
+    """A positive number from the form (or zero, where `zero` allows it)."""
     text = form.get(name, "").strip()
     try:
         value = kind(text)
     except ValueError:
         raise FormError(f"{name.replace('_', ' ')}: {text!r} is not a number") from None
-    if value <= 0:
+    if value < 0 or (value == 0 and not zero):
         raise FormError(f"{name.replace('_', ' ')} must be more than 0")
     return value

@@ -1,4 +1,6 @@
-"""The open model's clock: arrivals on a fixed schedule, whatever happens.
+"""The schedules: the open model's clock, and the closed model's ramp.
+
+The open model's clock: arrivals on a fixed schedule, whatever happens.
 
 Arrival k is due at start + k / rate. A timer wakes up at the next due time
 (at least a millisecond later: the loop's timers have millisecond grain,
@@ -64,3 +66,23 @@ class ArrivalClock:
         if self._running:
             wait = start + self.issued / rate - perf_counter()
             self._timer = self.loop.call_later(max(wait, _MIN_SLEEP), self._tick)
+
+
+async def ramp(
+    count: int,
+    rate: float,
+    start_one: Callable[[], None],
+    stopping: Callable[[], bool],
+) -> None:
+    """The closed model's spawning: start `count` users, user k at k / rate
+    seconds (all at once if rate is 0), unless the run is stopping."""
+    loop = asyncio.get_running_loop()
+    begin = loop.time()
+    for k in range(count):
+        if rate > 0:
+            delay = begin + k / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if stopping():
+            return
+        start_one()

@@ -26,7 +26,7 @@ from collections.abc import Coroutine
 from time import perf_counter
 from typing import Any, Protocol
 
-from twincorn.load.arrivals import ArrivalClock
+from twincorn.load.arrivals import ArrivalClock, ramp
 from twincorn.load.client import HttpClient
 from twincorn.load.connection import DROPPED
 from twincorn.load.context import RunContext, RunExhausted, StopUser
@@ -156,17 +156,12 @@ class ClosedUsers(UserDriver):
         return self._ramp is not None and not self._ramp.done()
 
     async def _spawn_users(self) -> None:
-        rate = self.plan.spawn_rate
-        begin = self.loop.time()
-        for k in range(self.plan.users):
-            if rate > 0:
-                delay = begin + k / rate - self.loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if self.stopping:
-                return
-            self.live += 1
-            self.spawn(self._live(self.make_user(next(self.classes))))
+        await ramp(self.plan.users, self.plan.spawn_rate, self._start_user,
+                   lambda: self.stopping)
+
+    def _start_user(self) -> None:
+        self.live += 1
+        self.spawn(self._live(self.make_user(next(self.classes))))
 
     async def _live(self, user: User) -> None:
         try:

@@ -27,7 +27,7 @@ from time import perf_counter
 from typing import Any
 from urllib.parse import urlsplit
 
-from twincorn.load.arrivals import ArrivalClock
+from twincorn.load.arrivals import ArrivalClock, ramp
 from twincorn.load.client import USER_AGENT
 from twincorn.load.connection import (
     DROPPED,
@@ -235,17 +235,12 @@ class LeanClosed(LeanDriver):
         return self._ramp is not None and not self._ramp.done()
 
     async def _spawn_users(self) -> None:
-        rate = self.plan.spawn_rate
-        begin = self.loop.time()
-        for k in range(self.plan.users):
-            if rate > 0:
-                delay = begin + k / rate - self.loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if self.stopping:
-                return
-            self.started += 1
-            self.spawn(self._user())
+        await ramp(self.plan.users, self.plan.spawn_rate, self._start_user,
+                   lambda: self.stopping)
+
+    def _start_user(self) -> None:
+        self.started += 1
+        self.spawn(self._user())
 
     async def _user(self) -> None:
         """One user: connect, let the connection loop by itself until it

@@ -63,6 +63,24 @@ def test_tasks_are_inherited_and_abstract_classes_skipped() -> None:
     assert Base.abstract and not Child.abstract
 
 
+class Checkout(Base):
+    sequential = True
+
+    @task
+    async def log_in(self) -> None: ...
+
+    @task(5)  # weights do not matter in a sequence
+    async def pay(self) -> None: ...
+
+
+def test_a_sequential_user_runs_its_tasks_in_order() -> None:
+    user = Checkout.__new__(Checkout)
+    names = [user.pick_task().__name__ for _ in range(6)]
+    assert names == ["shared", "log_in", "pay"] * 2  # the base's task first
+    other = Checkout.__new__(Checkout)
+    assert other.pick_task().__name__ == "shared"  # each user has its own place
+
+
 def test_tasks_attribute_list_and_dict() -> None:
     async def a(user: Any) -> None: ...
 

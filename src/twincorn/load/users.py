@@ -16,9 +16,12 @@
 Tasks may also be given as `tasks = [func, ...]` or `tasks = {func: weight}`
 (functions taking the user). A class with `abstract = True` is a base for
 others and is not run itself. Tasks are picked at random, in proportion to
-their weights; users of several classes are started in proportion to the
-classes' weights, in a fixed interleaved order (so -u 4 with weights 3 and 1
-gives exactly three and one).
+their weights — or, with `sequential = True` (Locust's SequentialTaskSet,
+for a flow such as log in, browse, check out), run in the order they are
+written, a base class's first, over and over, weights ignored. Users of
+several classes are started in proportion to the classes' weights, in a
+fixed interleaved order (so -u 4 with weights 3 and 1 gives exactly three
+and one).
 
 The wait_time helpers return functions of the user, as in Locust:
 `between(a, b)` waits a random time in [a, b]; `constant(t)` waits t;
@@ -112,6 +115,8 @@ class User:
     weight: ClassVar[int] = 1
     abstract: ClassVar[bool] = True
     tasks: ClassVar[Sequence[TaskFunc] | dict[TaskFunc, int] | None] = None
+    sequential: ClassVar[bool] = False
+    _next_task = 0  # sequential: the index of the next task (set per user once it runs)
     _task_table: ClassVar[tuple[list[TaskFunc], list[int]]] = ([], [])
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -139,10 +144,15 @@ class User:
         """Called once when the user stops."""
 
     def pick_task(self) -> TaskFunc:
-        """A task at random, in proportion to the weights."""
+        """A task at random, in proportion to the weights (or the next one
+        in order, for a sequential user)."""
         funcs, cumulative = self._task_table
         if len(funcs) == 1:
             return funcs[0]
+        if self.sequential:
+            func = funcs[self._next_task % len(funcs)]
+            self._next_task += 1
+            return func
         return random.choices(funcs, cum_weights=cumulative)[0]
 
 
@@ -155,15 +165,17 @@ def _task_table(cls: type[User]) -> tuple[list[TaskFunc], list[int]]:
             for func in cls.tasks:
                 weighted[func] = weighted.get(func, 0) + 1
     else:
-        seen: set[str] = set()
-        for klass in cls.__mro__:
+        # In the order they are written, a base class's before its
+        # subclass's (an override keeps its base's place).
+        found: dict[str, TaskFunc] = {}
+        for klass in reversed(cls.__mro__):
             for name, value in vars(klass).items():
-                if name in seen:
-                    continue
-                seen.add(name)
-                weight = getattr(value, _WEIGHT, None)
-                if weight:
-                    weighted[value] = weight
+                if name in found or getattr(value, _WEIGHT, None) is not None:
+                    found[name] = value
+        for value in found.values():
+            weight = getattr(value, _WEIGHT, None)
+            if weight:
+                weighted[value] = weight
     funcs = [f for f, w in weighted.items() if w > 0]
     cumulative: list[int] = []
     running = 0

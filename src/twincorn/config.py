@@ -74,10 +74,14 @@ def parse_size(text: str) -> int:
 Hook = Callable[..., Any]
 
 
-def hook(help: str) -> dict[str, Any]:
-    """The metadata of a server hook's field (a setting with no flag)."""
-    return {"help": help, "flags": (), "section": "server hooks", "metavar": None,
-            "positional": False, "file_only": True}
+def hook(help: str) -> Mapping[str, Any]:
+    """The metadata of a server hook's field: declared by setting() like every
+    other, with no flag and no environment variable. (The fields themselves
+    are written `field(default=None, metadata=hook(...))`, which linters know
+    for a dataclass field.)"""
+    declared: dataclasses.Field[Any] = setting(None, help, section="server hooks",
+                                               file_only=True)
+    return declared.metadata
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from twincorn.lab.analysis import knee
 from twincorn.lab.measure import measure_closed, measure_open
 from twincorn.lab.servers import running
 from twincorn.lab.setups import Setup, peer_setups, twincorn_setups
+from twincorn.load.plan import usable_cpus
 
 
 @dataclass
@@ -32,10 +33,6 @@ class LabPlan:
 
     setups: list[Setup]
     max_users: int = 64
-    #: Steps double the users from 1 up to max_users (quadruple with
-    #: --quick), plus, for each blocking setup, its number of slots (where
-    #: its knee should be), twice and four times that; a blocking setup
-    #: stops at 4x its slots, where its queue is already long.
     step_seconds: float = 3.0
     service_time: float = 1.0
     #: Open model: rates as multiples of the model's ceiling (blocking
@@ -62,7 +59,11 @@ class LabPlan:
 
     def users(self, setup: Setup) -> list[int]:
         """The ramp's steps for `setup`: one ladder for every setup, so that
-        their lines share their points on the charts."""
+        their lines share their points on the charts. The users double from
+        1 up to max_users (quadruple with --quick), plus, for each blocking
+        setup, its number of slots (where its knee should be), twice and four
+        times that; a blocking setup stops at 4x its slots, where its queue
+        is already long."""
         ladder = {1}
         n = 1
         while n < self.max_users:
@@ -73,6 +74,14 @@ class LabPlan:
                 ladder |= {other.slots, 2 * other.slots, 4 * other.slots}
         top = self.max_users if setup.slots is None else min(self.max_users, 4 * setup.slots)
         return sorted(u for u in ladder if u <= top)
+
+    @staticmethod
+    def leaves_a_queue(setup: Setup, users: int) -> bool:
+        """Does a step end with requests still queued in the server? Their
+        clients gone, they would be served during the next step (a blocking
+        server cannot tell a client that hung up): the next step needs a
+        new server."""
+        return setup.slots is not None and users > setup.slots
 
     def warmup(self, setup: Setup, users: int) -> float:
         """About one round of the queue: the model's latency at this step."""
@@ -89,8 +98,10 @@ class LabPlan:
         total = 0.0
         start = 1.5  # starting a server
         for setup in self.setups:
+            total += start
             for users in self.users(setup):
-                total += start + self.warmup(setup, users) + self.step_seconds
+                total += self.warmup(setup, users) + self.step_seconds
+                total += start if self.leaves_a_queue(setup, users) else 0.0
             total += len(self.rates(setup)) * (start + 1.5 * self.rate_seconds)
         per_hello = 2.0 + len(self.hello_users) * (self.hello_seconds + 0.5)
         total += len(hello_setups(self)) * per_hello
@@ -127,7 +138,7 @@ def run_plan(plan: LabPlan) -> dict[str, Any]:
     started = time.monotonic()
     progress = Progress(plan)
     plan.say(f"twincorn lab: {len(plan.setups)} configurations, about "
-             f"{plan.estimate():.0f} s; Ctrl-C stops it (servers included)")
+             f"{progress.estimate:.0f} s; Ctrl-C stops it (servers included)")
     configurations = []
     for setup in plan.setups:
         configurations.append(_ramp(plan, setup, progress))
@@ -138,7 +149,7 @@ def run_plan(plan: LabPlan) -> dict[str, Any]:
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - started, 1),
         "service_time_s": plan.service_time,
-        "machine": {"python": platform.python_version(), "cpus": _cpus(),
+        "machine": {"python": platform.python_version(), "cpus": usable_cpus(),
                     "platform": platform.platform(), "twincorn": __version__},
         "configurations": configurations,
         "hello": hello,
@@ -160,11 +171,8 @@ def _ramp(plan: LabPlan, setup: Setup, progress: Progress) -> dict[str, Any]:
             step["predicted_rps"] = setup.predicted_rps(users, service)
             step["predicted_latency_ms"] = setup.predicted_latency(users, service) * 1000
             steps.append(step)
-            if setup.slots is not None and users > setup.slots:
-                # Requests still queued when the run ended (their clients
-                # gone) would be served during the next one: a blocking
-                # server cannot tell a client that hung up. A new server.
-                stack.close()
+            if plan.leaves_a_queue(setup, users):
+                stack.close()  # a new server for the next step
                 server = None
     for rate in plan.rates(setup):
         progress.step(setup, f"slow app · fixed rate {rate:g}/s")
@@ -201,9 +209,3 @@ def _hello(plan: LabPlan, setup: Setup, progress: Progress) -> dict[str, Any]:
     return {"key": setup.key, "title": setup.title, "app": setup.app("hello"),
             "command": setup.shown_command("hello"), "steps": steps}
 
-
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)

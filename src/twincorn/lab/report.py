@@ -18,6 +18,7 @@ from string import Template
 from typing import Any
 
 from twincorn.lab.analysis import summary_markdown
+from twincorn.lab.setups import model_latency, model_rps
 from twincorn.load.static_files import UPLOT_CSS, UPLOT_JS, read_static
 
 #: One colour per configuration, in order (colour-blind friendly: Okabe-Ito).
@@ -59,10 +60,9 @@ def chart_series(results: dict[str, Any], metric: str, model: str) -> dict[str, 
 
 
 def _model(configuration: dict[str, Any], users: int, service: float, key: str) -> float:
-    """The model's throughput (req/s) or latency (s) at `users` (setups.py)."""
-    slots = configuration.get("concurrency")
-    rps = (users if slots is None else min(users, slots)) / service
-    return rps if key == "predicted_rps" else max(service, users / rps)
+    """The model's throughput (req/s) or latency (s) at `users`."""
+    model = model_rps if key == "predicted_rps" else model_latency
+    return model(users, configuration.get("concurrency"), service)
 
 
 def _get(step: dict[str, Any] | None, key: str) -> float | None:

@@ -36,6 +36,19 @@ APPS = {
 Command = Callable[[str, int], list[str]]
 
 
+def model_rps(users: int, slots: int | None, service_time: float) -> float:
+    """The model's throughput for `users` closed-loop users with no think
+    time, `slots` requests served at once (None: as many as come)."""
+    busy = users if slots is None else min(users, slots)
+    return busy / service_time
+
+
+def model_latency(users: int, slots: int | None, service_time: float) -> float:
+    """Little's law: each user waits users / throughput seconds (at least
+    the service time)."""
+    return max(service_time, users / model_rps(users, slots, service_time))
+
+
 @dataclass(frozen=True)
 class Setup:
     """One way of serving: a server, its process model, an interface."""
@@ -62,13 +75,10 @@ class Setup:
         return self.shown.replace("APP", self.app(kind))
 
     def predicted_rps(self, users: int, service_time: float) -> float:
-        """The model's throughput for `users` closed-loop users, no think time."""
-        busy = users if self.slots is None else min(users, self.slots)
-        return busy / service_time
+        return model_rps(users, self.slots, service_time)
 
     def predicted_latency(self, users: int, service_time: float) -> float:
-        """Little's law: each user waits users / throughput seconds."""
-        return max(service_time, users / self.predicted_rps(users, service_time))
+        return model_latency(users, self.slots, service_time)
 
     def ceiling(self, service_time: float) -> float | None:
         """Where the model says throughput levels off (None: it does not)."""

@@ -119,6 +119,14 @@ def run(
         chosen = resolve_scenario(plan, reports)
     if chosen is None:
         raise PlanError("give a URL, a scenario file (scenario=) or user_classes=")
+    results = run_in_terminal(plan, chosen, reports)
+    write_outputs(results, reports)
+    return results
+
+
+def run_in_terminal(plan: LoadPlan, scenario: Scenario, reports: Reports) -> Results:
+    """Run on a new event loop, with the live status line and then the final
+    table on the terminal (unless reports.quiet): for run() and the CLI."""
     from twincorn.load.terminal import LiveStatus, final_report
     from twincorn.server.worker import new_event_loop
 
@@ -127,12 +135,11 @@ def run(
     loop, _ = new_event_loop("auto")
     try:
         results = loop.run_until_complete(
-            execute(plan, chosen, subscribers=[status] if status else [])
+            execute(plan, scenario, subscribers=[status] if status else [])
         )
     finally:
         loop.close()
     if status is not None:
         status.close()
-        print(final_report(results), end="")
-    write_outputs(results, reports)
+        print(final_report(results), end="", flush=True)
     return results

@@ -49,7 +49,7 @@ def _error(message: str) -> int:
 
 def main(args: dict[str, Any]) -> int:
     """Run `twincorn load` with parsed flags; return the exit status."""
-    from twincorn.load.api import execute, resolve_scenario, write_outputs
+    from twincorn.load.api import resolve_scenario, run_in_terminal, write_outputs
     from twincorn.load.scenario import ScenarioError
     from twincorn.load.thresholds import Threshold, ThresholdError, exit_status
 
@@ -65,23 +65,10 @@ def main(args: dict[str, Any]) -> int:
         return _error("give a URL to load (twincorn load http://127.0.0.1:8000/), "
                       "a scenario file (-f FILE), or --web")
 
-    from twincorn.load.terminal import LiveStatus, final_report
-    from twincorn.server.worker import new_event_loop
-
-    status = None if reports.quiet else LiveStatus(run_time=plan.run_time,
-                                                   stop_after=plan.stop_after)
-    loop, _ = new_event_loop("auto")
     try:
-        results = loop.run_until_complete(
-            execute(plan, scenario, subscribers=[status] if status else [])
-        )
+        results = run_in_terminal(plan, scenario, reports)
     except (PlanError, ScenarioError) as exc:
         return _error(str(exc))
-    finally:
-        loop.close()
-    if status is not None:
-        status.close()
-        print(final_report(results), end="", flush=True)
     for path in write_outputs(results, reports):
         print(f"wrote {path}", file=sys.stderr)
     code, reasons = exit_status(results, thresholds)

@@ -70,11 +70,17 @@ def parse_duration(text: str) -> float:
     return total
 
 
+def usable_cpus() -> int:
+    """How many CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def parse_processes(text: str) -> int:
     """A number of processes, or "auto": one per CPU this process may use."""
     if text.strip().lower() == "auto":
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                   else os.cpu_count() or 1)
+        return usable_cpus()
     try:
         return int(text)
     except ValueError:

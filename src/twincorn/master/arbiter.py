@@ -20,9 +20,10 @@ Supervision rests on the heartbeat (heartbeat.py): a worker that has never
 beaten is booting; one whose last beat is older than --timeout is stuck. It
 first gets SIGUSR2 (it logs the request it is serving: `report_stuck` in
 server/worker.py), then SIGABRT (its faulthandler writes every thread's
-stack to the log), and is replaced. A worker that dies before its first beat failed to boot: if no
-worker ever booted, the whole server stops with that worker's exit status
-(with --reload it waits for the next change instead).
+stack to the log), and is replaced. A worker that dies before its first
+beat failed to boot: if no worker ever booted, the whole server stops with
+that worker's exit status (with --reload it waits for the next change
+instead).
 
 USR2 forks a new master that execs the same command line with the listening
 sockets inherited (their numbers in TWINCORN_FDS): both masters serve side
@@ -126,7 +127,7 @@ class Arbiter:
 
     def run(self) -> int:
         config = self.config
-        self._hook("on_starting", self)
+        self.hook("on_starting", self)
         try:
             self.sockets = open_sockets(config.binds, config.backlog,
                                         reuse_port=config.reuse_port, unix_mode=config.unix_mode)
@@ -159,7 +160,7 @@ class Arbiter:
         log.info("twincorn %s master, pid %d: %d worker%s on %s", __version__, self.pid,
                  self.target, "" if self.target == 1 else "s",
                  ", ".join(describe(s) for s in self.sockets))
-        self._hook("when_ready", self)
+        self.hook("when_ready", self)
         try:
             self._maintain()
             while True:
@@ -181,7 +182,12 @@ class Arbiter:
             self._restore_signals()
             self._close_sockets()
             self._remove_pid()
-            self._hook("on_exit", self)
+            self.hook("on_exit", self)
+
+    @property
+    def wakeup_fds(self) -> tuple[int, ...]:
+        """The signal wake-up pipe: a forked worker closes it (child.py)."""
+        return self._wakeup or ()
 
     def _busy(self) -> bool:
         """Is something under way that the loop should follow closely?"""
@@ -189,8 +195,9 @@ class Arbiter:
             not r.ready or r.stuck_at or r.retiring for r in self.workers.values()
         )
 
-    def _hook(self, name: str, *args: Any) -> None:
-        """Call a server hook from the config file; its errors are logged."""
+    def hook(self, name: str, *args: Any) -> None:
+        """Call a server hook from the config file; its errors are logged
+        (here and, for post_fork and worker_exit, in the worker)."""
         function = getattr(self.config, name)
         if function is None:
             return
@@ -337,16 +344,13 @@ class Arbiter:
     def _spawn(self) -> None:
         self._ages += 1
         record = WorkerRecord(0, Heartbeat(), self._ages)
-        self._hook("pre_fork", self, record)
+        self.hook("pre_fork", self, record)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            assert self._wakeup is not None
-            if self._reloader is not None:
-                self._reloader.wakeup_fd = None  # the thread is not in this process
             record.pid = os.getpid()
-            worker_main(self.config, self.app, self.sockets, self._wakeup, self, record)
+            worker_main(self, record)
         record.pid = pid
         self.workers[pid] = record
         log.info("booting worker, pid %d", pid)
@@ -446,7 +450,6 @@ class Arbiter:
         if self._waiting_for_fix:
             log.info("reload: %s changed; booting a worker again", shown)
             self._waiting_for_fix = False
-            self._ever_ready = False
             return
         self._replace_all(f"reload: {shown} changed")
 

@@ -29,13 +29,10 @@ import faulthandler
 import logging
 import os
 import signal
-import socket
 import sys
 import traceback
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from twincorn.config import Config
 from twincorn.importer import app_label
 from twincorn.master.title import set_title
 from twincorn.server.worker import report_stuck, run_worker
@@ -50,31 +47,25 @@ MASTER_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGINT", "SIGTERM", "SIGTTIN", "SIGTTOU"
                   "SIGUSR1", "SIGUSR2", "SIGCHLD", "SIGWINCH")
 
 
-def worker_main(
-    config: Config,
-    app: Callable[..., Any] | None,
-    sockets: list[socket.socket],
-    wakeup_fds: tuple[int, ...],
-    arbiter: Arbiter,
-    record: WorkerRecord,
-) -> None:
+def worker_main(arbiter: Arbiter, record: WorkerRecord) -> None:
     """The body of a forked worker; never returns."""
     status = 1
+    config, app = arbiter.config, arbiter.app
     try:
         signal.set_wakeup_fd(-1)
         for name in MASTER_SIGNALS:
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), signal.SIG_DFL)
-        for fd in wakeup_fds:
+        for fd in arbiter.wakeup_fds:
             os.close(fd)
         faulthandler.enable(all_threads=True)
         signal.signal(signal.SIGUSR2, report_stuck)
         set_title(f"worker [{app_label(config, app)}]")
-        arbiter._hook("post_fork", arbiter, record)
+        arbiter.hook("post_fork", arbiter, record)
         status = run_worker(
-            config, app, sockets, heartbeat=record.heartbeat.beat, parent_pid=arbiter.pid
+            config, app, arbiter.sockets, heartbeat=record.heartbeat.beat, parent_pid=arbiter.pid
         )
-        arbiter._hook("worker_exit", arbiter, record)
+        arbiter.hook("worker_exit", arbiter, record)
     except BaseException:
         traceback.print_exc()
     finally:

@@ -200,8 +200,11 @@ class Worker:
             await asyncio.wait(leftover, timeout=5)
 
 
-#: The coroutines of the tasks a worker starts: an ASGI request, an accept.
-_OWN_TASKS = (ASGIExchange._run.__code__, Listener._connect.__code__)
+#: The coroutines of the tasks a worker starts: an ASGI request, an accept,
+#: a file being sent (WSGI's file_wrapper).
+_OWN_TASKS = (
+    ASGIExchange._run.__code__, Listener._connect.__code__, HttpConnection.sendfile.__code__,
+)
 
 
 def settle_memory() -> None:

@@ -12,10 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
+from corpus_cases import CORPUS  # noqa: E402
 from master_support import Master  # noqa: E402
 from support import RunningServer  # noqa: E402
-
-CORPUS = ROOT.parent / "shared" / "corpora" / "http1-requests"
 
 
 @pytest.fixture
@@ -36,7 +35,7 @@ def serve() -> Iterator[Callable[..., RunningServer]]:
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     if not CORPUS.is_dir():
-        pytest.fail(f"corpus not found at {CORPUS}; ../shared must sit beside the project")
+        pytest.fail(f"corpus not found at {CORPUS}: tests/data/ is part of the repository")
     return CORPUS
 
 

@@ -1,7 +1,7 @@
-"""The HTTP/1.x request corpus (../shared/corpora/http1-requests), as cases.
+"""The HTTP/1.x request corpus (tests/data/http1-requests), as cases.
 
 Shared by test_corpus_core.py (the sans-IO parser) and test_corpus_wire.py
-(a real server, WSGI and ASGI). The corpus is read in place, never copied.
+(a real server, WSGI and ASGI). The corpus is read from its copy in the repository.
 
 It holds gunicorn's expectations. Where twincorn differs, the difference is
 written down here, once, with its reason:
@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "http1-requests"
+#: A copy of gunicorn's corpus, kept in the repository (see its README.md).
+CORPUS = Path(__file__).resolve().parent / "data" / "http1-requests"
 
 #: gunicorn options with no twincorn equivalent: the cases needing them are
 #: reported apart (skipped, naming the option).

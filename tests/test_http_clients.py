@@ -16,7 +16,9 @@ from wire_apps import STREAM_PIECES
 from wire_client import ServeFn, interface_fixture, start  # noqa: F401 - a fixture
 
 CURL = shutil.which("curl")
-needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed")
+needs_curl = pytest.mark.skipif(
+    CURL is None, reason="curl is not installed (Debian: apt-get install curl)"
+)
 
 
 def curl(*args: str, timeout: float = 10) -> subprocess.CompletedProcess[bytes]:

@@ -19,7 +19,7 @@ from test_cli import free_port
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = [
     pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed "
-                       "(.ci/run installs Debian's package)"),
+                       "(Debian: apt-get install nginx; .ci/run installs it)"),
     pytest.mark.timeout(60),
 ]
 

@@ -6,12 +6,13 @@ the server's connection driver. Nothing here imports the rest of twincorn.
 """
 
 from twincorn.http.errors import ProtocolError, ResponseError
-from twincorn.http.parser import RequestHandler, RequestParser
+from twincorn.http.parser import ParserState, RequestHandler, RequestParser
 from twincorn.http.policy import RequestPolicy
 from twincorn.http.request import Request
 from twincorn.http.response import ResponseWriter, encode_error_response
 
 __all__ = [
+    "ParserState",
     "ProtocolError",
     "Request",
     "RequestHandler",

@@ -26,6 +26,7 @@ whose final coding is not chunked, bad chunk sizes and obs-fold.
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import Protocol
 
@@ -66,7 +67,30 @@ _METHODS: dict[bytes, str] = {
     for m in "GET HEAD POST PUT DELETE OPTIONS PATCH CONNECT TRACE".split()
 }
 
-IDLE, HEAD, BODY, CLOSED = "idle", "head", "body", "closed"
+
+
+class ParserState(enum.Enum):
+    """Where the parser is in the connection's stream of requests.
+
+    The parser is the only writer of its state; the legal moves are:
+
+        IDLE  -> HEAD     the first byte of a request (on_message_begin)
+        HEAD  -> BODY     a valid head ended (on_headers_complete; the body may be empty)
+        BODY  -> IDLE     the message ended and the connection persists
+        BODY  -> CLOSED   the message ended and it ends the connection
+                          (Connection: close, HTTP/1.0, CONNECT, Upgrade)
+        any   -> CLOSED   a refusal (ProtocolError), or close() by the driver
+
+    CLOSED is final: no further byte is ever parsed.
+    """
+
+    IDLE = "idle"
+    HEAD = "head"
+    BODY = "body"
+    CLOSED = "closed"
+
+
+IDLE, HEAD, BODY, CLOSED = ParserState.IDLE, ParserState.HEAD, ParserState.BODY, ParserState.CLOSED
 
 
 class RequestHandler(Protocol):
@@ -122,7 +146,7 @@ class RequestParser:
         self._head_raw = 0  # bytes fed while the head was unfinished
         self._head_began = False  # the current head began in this feed
         self._body_bytes = 0
-        #: idle (between requests), head, body, or closed (no more requests).
+        #: Read it, never write it: see ParserState for the legal moves.
         self.state = IDLE
 
     def feed(self, data: bytes) -> None:
@@ -283,6 +307,11 @@ class RequestParser:
                     raise self._fail(400, f"{name.decode()} is not allowed in trailers")
         self.state = IDLE if self._request.keep_alive else CLOSED
         self._handler.on_request_complete()
+
+    def close(self) -> None:
+        """Parse nothing more on this connection (the driver refused a
+        request, or is closing): every later byte is ignored."""
+        self.state = CLOSED
 
     def _fail(self, status: int, reason: str) -> ProtocolError:
         self.state = CLOSED

@@ -338,7 +338,7 @@ class HttpConnection(asyncio.Protocol):
         """Answer `error` once the responses already owed are written."""
         log.debug("refused request from %s: %s", self.client, error)
         self._error = error
-        self.parser.state = CLOSED
+        self.parser.close()
         self.pause_reading()
         parsing, self._parsing = self._parsing, None
         if parsing is not None and parsing is not self._current:

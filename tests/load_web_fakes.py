@@ -86,7 +86,7 @@ class FakeRun:
             self.state = "stopping"
         self._stop.set()
 
-    def one_second(self, index: int) -> dict[str, Any]:
+    def one_second(self, index: int) -> dict[str, Any] | None:
         """Make up second `index`: 50 requests per user, 1 in 25 failing."""
         plan = self.plan
         ramp = plan.spawn_rate
@@ -107,6 +107,7 @@ class FakeRun:
         while not self._stop.is_set():
             index += 1
             row = self.one_second(index)
+            assert row is not None  # a whole second, never the last sliver
             if row["users"] >= self.plan.users:
                 self.state = "running"
             for callback in self.callbacks:

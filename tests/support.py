@@ -91,7 +91,7 @@ def connect(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> socket.
 def read_until_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
     """Everything the server sends until it closes (or `timeout` passes)."""
     sock.settimeout(timeout)
-    chunks = []
+    chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

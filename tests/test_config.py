@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,10 @@ def test_settings_doc_is_in_sync() -> None:
 
 
 def test_every_setting_has_a_flag_and_help_with_default() -> None:
-    help_text = make_parser()._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
+    subparsers = make_parser()._subparsers
+    assert subparsers is not None
+    serve = subparsers._group_actions[0].choices["serve"]  # type: ignore[index]
+    help_text = serve.format_help()
     flagged = [n for n, f in config.SETTINGS.items()
                if not f.metadata["positional"] and not f.metadata["file_only"]]
     for name in flagged:
@@ -72,7 +76,7 @@ def test_cli_parsing() -> None:
         ({"threads": "many"}, "threads"),
     ],
 )
-def test_bad_settings(settings: dict[str, object], message: str) -> None:
+def test_bad_settings(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(config.ConfigError, match=message):
         config.build(environ={}, **settings)
 

@@ -36,7 +36,7 @@ from corpus_cases import (
     upper_headers,
 )
 from twincorn.http import ProtocolError, Request, RequestParser, RequestPolicy
-from twincorn.http.parser import BODY, HEAD, IDLE
+from twincorn.http.parser import BODY, HEAD, IDLE, ParserState
 
 SEEDS = range(5)
 
@@ -90,7 +90,7 @@ class Recorder:
 class Outcome:
     seen: list[Seen]
     error: ProtocolError | None
-    state: str
+    state: ParserState
 
     @property
     def complete(self) -> list[Seen]:

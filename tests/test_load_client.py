@@ -21,9 +21,10 @@ from load_support import (
     run_loop,
     with_client,
 )
-from twincorn.load.client import ClientConnection, HttpClient, Response
+from twincorn.load.client import ClientConnection, HttpClient
 from twincorn.load.connection import PROTOCOL, REFUSED, RESET, TIMEOUT
 from twincorn.load.context import ResponseError
+from twincorn.load.response import Response
 from twincorn.load.stats import Collector
 
 split = pytest.mark.parametrize("byte_by_byte", [False, True], ids=["whole", "bytewise"])

@@ -52,7 +52,7 @@ def test_worker_is_recycled_without_failures(
 ) -> None:
     (tmp_path / "pidapp.py").write_text(PID_APP)
     master = master_factory("pidapp:app", "--app-dir", str(tmp_path), "-w", "1", *limit)
-    pids = set()
+    pids: set[int] = set()
     failures = 0
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline and len(pids) < 3:

@@ -51,7 +51,7 @@ def test_wsgi_wrapper_passes_everything_through(caplog: pytest.LogCaptureFixture
         body = trace.wrap(app, "wsgi")({"REQUEST_METHOD": "GET", "HTTP_HOST": "h"},
                                        start_response)
         assert list(body) == [b"one", b"two"]
-        body.close()  # type: ignore[attr-defined]
+        body.close()
     assert sent == [("201 Created", [("X-A", "1")]), b"early"]
     assert closed == [True]
     text = caplog.text

@@ -21,6 +21,7 @@ from wsgiref.validate import validator
 import pytest
 
 from support import connect
+from twincorn.wsgi import WSGIAdapter
 from wsgi_support import (
     TEXT,
     Environ,
@@ -103,6 +104,7 @@ def test_worker_stops_accepting_while_every_slot_is_busy(serve: Serve) -> None:
     server = serve(validator(app), threads=2, interface="wsgi")
     listener = server.worker.listener
     adapter = server.worker.adapter
+    assert isinstance(adapter, WSGIAdapter)
     assert listener.accepting
     with ThreadPoolExecutor(3) as pool:
         blocked = [pool.submit(fetch, server.port, "/block") for _ in range(2)]
@@ -135,6 +137,7 @@ def test_slow_request_body_holds_no_slot(serve: Serve) -> None:
 
     server = serve(validator(app), threads=1, interface="wsgi")
     adapter = server.worker.adapter
+    assert isinstance(adapter, WSGIAdapter)
     body = b"0123456789"
     with connect(server.port) as slow:
         slow.sendall(
@@ -172,6 +175,7 @@ def test_a_queued_request_whose_client_left_frees_its_spool(serve: Serve) -> Non
 
     server = serve(validator(app), threads=1, wsgi_spool_size="16k", interface="wsgi")
     adapter = server.worker.adapter
+    assert isinstance(adapter, WSGIAdapter)
     waiting = connect(server.port)
     reader = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)

@@ -103,7 +103,8 @@ async def _read_body(receive: Any) -> bytes | None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        body += message.get("body", b"")
+        piece: bytes = message.get("body", b"")
+        body += piece
         if not message.get("more_body", False):
             return body
 

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from support import ErrorLog, RunningServer, exchange, parse_responses
+from support import ErrorLog as ErrorLog
+from support import RunningServer, exchange, parse_responses
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse as StartResponse

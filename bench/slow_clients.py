@@ -87,8 +87,27 @@ SERVERS = {
         module="uvicorn.workers",
     ),
     "twincorn-wsgi": Server("twincorn", "wsgi", "twincorn", _WSGI),
+    # The same apps reading the request body first (bench/body_app.py).
+    "twincorn-body": Server(
+        "twincorn", "asgi, reads body", "twincorn", _ASGI.replace("examples.asgi.app:app",
+        "bench.body_app:app"),
+    ),
+    "uvicorn-body": Server(
+        "uvicorn",
+        "asgi, reads body",
+        "uvicorn",
+        "bench.body_app:app --loop uvloop --http httptools --no-access-log"
+        " --host {host} --port {port}",
+    ),
+    "twincorn-wsgi-body": Server(
+        "twincorn", "wsgi, reads body", "twincorn", _WSGI.replace("examples.wsgi.app:app",
+        "bench.body_app:wsgi_app"),
+    ),
 }
 DEFAULT_SERVERS = "twincorn,uvicorn,twincorn-10k,gunicorn-uvicorn,twincorn-wsgi"
+# Without --servers, the slow-body attack also runs against the apps that
+# read the body (the hello apps answer without reading it).
+DEFAULT_EXTRA = {"B": "twincorn-body,uvicorn-body,twincorn-wsgi-body"}
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,11 @@ class Phase:
     failures: dict[str, int]
     p50_ms: float | None
     p99_ms: float | None
+    #: When failures began and ended, and when the slowest answer was sent,
+    #: in seconds from the phase's start (None: no failure, no answer).
+    failing_from: float | None = None
+    failing_until: float | None = None
+    slowest_at: float | None = None
 
 
 @dataclass
@@ -162,10 +186,13 @@ def phase(polls: Sequence[Poll], start: float, end: float) -> Phase:
     """The polls sent in [start, end), summed up."""
     inside = [p for p in polls if start <= p.at < end]
     answered = [p.seconds * 1000 for p in inside if p.outcome == "ok"]
-    failures = Counter(p.outcome for p in inside if p.outcome != "ok")
+    failed = [p.at - start for p in inside if p.outcome != "ok"]
+    slowest = max((p for p in inside if p.outcome == "ok"), key=lambda p: p.seconds, default=None)
     return Phase(
-        len(inside), len(answered), dict(failures), percentile(answered, 50),
-        percentile(answered, 99),
+        len(inside), len(answered), dict(Counter(p.outcome for p in inside if p.outcome != "ok")),
+        percentile(answered, 50), percentile(answered, 99),
+        failing_from=min(failed, default=None), failing_until=max(failed, default=None),
+        slowest_at=None if slowest is None else slowest.at - start,
     )
 
 
@@ -281,12 +308,12 @@ def run_rounds(args: argparse.Namespace) -> list[Run]:
     """Every mode against every server, round after round; within a mode the
     servers take turns in a rotated order (A B C, then B C A, ...)."""
     runs: list[Run] = []
-    keys = [key for key in args.servers if not hello.why_unavailable(SERVERS[key])]
-    for key in args.servers:
-        if key not in keys:
+    for key in {key for keys in args.servers.values() for key in keys}:
+        if hello.why_unavailable(SERVERS[key]):
             print(f"{key}: {hello.why_unavailable(SERVERS[key])}, left out", file=sys.stderr)
     for turn in range(args.rounds):
         for letter in args.modes:
+            keys = [k for k in args.servers[letter] if not hello.why_unavailable(SERVERS[k])]
             order = keys[turn % len(keys):] + keys[: turn % len(keys)] if keys else []
             for key in order:
                 server = SERVERS[key]
@@ -323,11 +350,21 @@ def print_run(run: Run) -> None:
             f"  {client:4}: baseline {base.answers}/{base.polls} ok p50 {ms(base.p50_ms)}"
             f" p99 {ms(base.p99_ms)};"
             f" attack {hit.answers}/{hit.polls} ok, failures {kinds(hit.failures) or 0},"
-            f" p50 {ms(hit.p50_ms)} p99 {ms(hit.p99_ms)} ms",
+            f" p50 {ms(hit.p50_ms)} p99 {ms(hit.p99_ms)} ms{when(hit)}",
             file=out,
         )
     for count, line in run.log_lines:
         print(f"  log {count:6} x {line}", file=out)
+
+
+def when(hit: Phase) -> str:
+    """When, in the attack, the failures and the slowest answer came."""
+    text = ""
+    if hit.failing_from is not None and hit.failing_until is not None:
+        text += f"; failing from +{hit.failing_from:.1f} s to +{hit.failing_until:.1f} s"
+    if hit.slowest_at is not None:
+        text += f"; slowest answer sent at +{hit.slowest_at:.1f} s"
+    return text
 
 
 # -- the table ---------------------------------------------------------------
@@ -401,7 +438,7 @@ def row_cells(mode: str, key: str, client: str, runs: Sequence[Run]) -> list[str
 def table(runs: Sequence[Run], args: argparse.Namespace) -> list[list[str]]:
     lines = []
     for mode in args.modes:
-        for key in args.servers:
+        for key in args.servers[mode]:
             mine = [run for run in runs if run.mode == mode and run.server == key]
             if mine:
                 lines += [row_cells(mode, key, client, mine) for client in ("new", "kept")]
@@ -470,7 +507,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add = parser.add_argument
     add("--modes", default="HBXR", help="attack modes, letters of H B X R (HBXR)")
-    add("--servers", default=DEFAULT_SERVERS, help=f"comma-separated, of: {', '.join(SERVERS)}")
+    add(
+        "--servers",
+        help=f"comma-separated, of: {', '.join(SERVERS)} (default: {DEFAULT_SERVERS},"
+        " and for -B also the apps that read the body)",
+    )
     add("--connections", type=int, default=4000, help="slowhttptest -c (4000)")
     add("--rate", type=int, default=1000, help="slowhttptest -r, connections per second (1000)")
     add("--duration", type=int, default=30, help="slowhttptest -l, seconds (30)")
@@ -486,11 +527,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--markdown", action="store_true", help="print a markdown table")
     args = parser.parse_args(argv)
     args.modes = args.modes.upper()
-    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     if not args.modes or set(args.modes) - set(MODES):
         parser.error(f"--modes takes letters of {''.join(MODES)}")
-    if set(args.servers) - set(SERVERS) or not args.servers:
+    chosen = [s.strip() for s in (args.servers or DEFAULT_SERVERS).split(",") if s.strip()]
+    if set(chosen) - set(SERVERS) or not chosen:
         parser.error(f"--servers takes names among {', '.join(SERVERS)}")
+    extra = {} if args.servers else DEFAULT_EXTRA
+    args.servers = {
+        mode: chosen + [s for s in extra.get(mode, "").split(",") if s] for mode in args.modes
+    }
     if min(args.connections, args.rate, args.duration, args.rounds) < 1:
         parser.error("--connections, --rate, --duration and --rounds must be > 0")
     return args

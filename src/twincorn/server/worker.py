@@ -290,9 +290,24 @@ def run_worker(
         loop.close()
 
 
+#: Stop signals that came while the worker was booting (hold_stop_signals).
+_held: list[int] = []
+_STOPS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGQUIT")
+               if hasattr(signal, name))
+
+
+def hold_stop_signals() -> None:
+    """Until the worker's loop takes its signals over, TERM, INT and QUIT are
+    remembered rather than fatal: a worker told to stop while it imports the
+    application stops once booted, as after any stop (its lifespan shutdown
+    and worker_exit hook run). Called in a forked worker (master/child.py)."""
+    for sig in _STOPS:
+        signal.signal(sig, lambda signum, frame: _held.append(signum))
+
+
 def install_signal_handlers(loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
     """TERM: graceful stop. INT, QUIT: quick stop. USR1: reopen the log
-    files (gunicorn's meanings)."""
+    files (gunicorn's meanings). A stop signal held during boot is acted on now."""
     handlers: list[tuple[int, Callable[[], None]]] = [
         (signal.SIGTERM, worker.stop),
         (signal.SIGINT, lambda: worker.stop(quick=True)),
@@ -306,6 +321,10 @@ def install_signal_handlers(loop: asyncio.AbstractEventLoop, worker: Worker) -> 
             loop.add_signal_handler(sig, handler)
         except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
             pass
+    held = dict(handlers)
+    for sig in _held:
+        held[sig]()
+    _held.clear()
 
 
 def report_stuck(signum: int, frame: object) -> None:

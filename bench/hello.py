@@ -344,18 +344,32 @@ def run_rounds(rows: Sequence[Row], args: argparse.Namespace) -> None:
 
 # -- the table ---------------------------------------------------------------
 
-COLUMNS = ("app", "server", "requests/s", "p50 ms", "p99 ms", "errors", "twincorn/peer", "note")
+COLUMNS = ("app", "server", "requests/s", "p50 ms", "p99 ms", "errors", "twincorn/peer",
+           "spread", "note")
 
 
-def ratio(rows: Sequence[Row], row: Row) -> float | None:
-    """twincorn's median requests/s over this peer's, for the same app."""
+def round_ratios(rows: Sequence[Row], row: Row) -> list[float]:
+    """twincorn's requests/s over this peer's, round by round (same app):
+    each pair measured minutes apart at most, so a slow spell of a shared
+    machine moves one ratio rather than one server's median."""
     if row.server.name == "twincorn" or not row.measured:
-        return None
+        return []
     same_app = (r for r in rows if r.server.app == row.server.app)
     ours = next((r for r in same_app if r.server.name == "twincorn"), None)
     if ours is None or not ours.measured:
-        return None
-    return ours.median("rps") / row.median("rps")
+        return []
+    return [a.rps / b.rps for a, b in zip(ours.samples, row.samples, strict=False) if b.rps]
+
+
+def ratio(rows: Sequence[Row], row: Row) -> float | None:
+    """The median of the per-round ratios."""
+    values = round_ratios(rows, row)
+    return statistics.median(values) if values else None
+
+
+def spread(rows: Sequence[Row], row: Row) -> str:
+    values = round_ratios(rows, row)
+    return f"{min(values):.2f}-{max(values):.2f}" if len(values) > 1 else "-"
 
 
 def note(row: Row, value: float | None) -> str:
@@ -372,7 +386,7 @@ def cells(rows: Sequence[Row], row: Row) -> list[str]:
     value = ratio(rows, row)
     head = [row.server.app, row.server.name]
     if not row.measured:
-        return [*head, "-", "-", "-", "-", "-", note(row, None)]
+        return [*head, "-", "-", "-", "-", "-", "-", note(row, None)]
     return [
         *head,
         f"{row.median('rps'):,.0f}",
@@ -380,6 +394,7 @@ def cells(rows: Sequence[Row], row: Row) -> list[str]:
         f"{row.median('p99_ms'):.2f}",
         str(row.errors()),
         "-" if value is None else f"{value:.2f}",
+        spread(rows, row),
         note(row, value),
     ]
 
@@ -432,6 +447,7 @@ def report(rows: Sequence[Row], args: argparse.Namespace) -> dict[str, Any]:
                 "p99_ms": row.median("p99_ms") if row.measured else None,
                 "errors": row.errors() if row.measured else None,
                 "twincorn_over_peer": value,
+                "ratio_per_round": round_ratios(rows, row),
                 "samples": [asdict(sample) for sample in row.samples],
             }
         )

@@ -118,6 +118,38 @@ def test_config_file_ignores_imports_and_private_names(tmp_path: Path) -> None:
     assert printed["config"] == "'twincorn.conf.py'"
 
 
+def test_term_while_a_worker_boots_stops_it_once_booted(tmp_path: Path) -> None:
+    # A stop asked while the worker imports the application is not fatal:
+    # the worker boots, stops, and its worker_exit hook runs.
+    (tmp_path / "slowboot.py").write_text(
+        "import time\ntime.sleep(1.5)\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n    return [b'ok']\n")
+    hook_log = tmp_path / "hooks.log"
+    conf = tmp_path / "twincorn.conf.py"
+    conf.write_text(
+        "def worker_exit(arbiter, worker):\n"
+        f"    open({str(hook_log)!r}, 'a').write('worker_exit\\n')\n")
+    log = tmp_path / "master.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "twincorn", "serve", "slowboot:app", "--app-dir",
+             str(tmp_path), "-c", str(conf), "-b", f"127.0.0.1:{free_port()}"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while "booting worker" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)  # the worker is importing the app now
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert hook_log.read_text() == "worker_exit\n", log.read_text()
+
+
 def test_hup_reads_the_config_file_again(master_factory: type[Master], tmp_path: Path) -> None:
     conf = tmp_path / "twincorn.conf.py"
     conf.write_text("workers = 1\n")

@@ -10,13 +10,17 @@ After fork, in the worker, `worker_main`:
    master's wake-up pipe closed) and arms faulthandler, so that a SIGABRT from
    the master writes the stack of every thread to stderr before the worker dies;
    SIGUSR2 from the master ("you are stuck") logs the request being served;
+   TERM, INT and QUIT are held until the loop serves (a stop asked during
+   boot happens once booted, hooks and all);
 2. runs the post_fork hook, then imports the application unless it was
    preloaded — a failure here is a boot failure: exit status 1 (3 if the
    ASGI lifespan startup fails);
 3. runs one event-loop Worker on the inherited sockets. Its loop beats the
    heartbeat once a second from the start of serving, and stops the worker
    if the master disappears. TERM stops it gracefully; INT and QUIT quickly;
-   USR1 reopens the log files;
+   USR1 reopens the log files. At a recycling limit it asks the master,
+   through the heartbeat, for a successor, and serves on until the master
+   stops it (TERM) once the successor serves;
 4. runs the worker_exit hook.
 
 The worker never returns into the master's code: `worker_main` ends in
@@ -35,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from twincorn.importer import app_label
 from twincorn.master.title import set_title
-from twincorn.server.worker import report_stuck, run_worker
+from twincorn.server.worker import hold_stop_signals, report_stuck, run_worker
 
 if TYPE_CHECKING:
     from twincorn.master.arbiter import Arbiter, WorkerRecord
@@ -60,10 +64,12 @@ def worker_main(arbiter: Arbiter, record: WorkerRecord) -> None:
             os.close(fd)
         faulthandler.enable(all_threads=True)
         signal.signal(signal.SIGUSR2, report_stuck)
+        hold_stop_signals()
         set_title(f"worker [{app_label(config, app)}]")
         arbiter.hook("post_fork", arbiter, record)
         status = run_worker(
-            config, app, arbiter.sockets, heartbeat=record.heartbeat.beat, parent_pid=arbiter.pid
+            config, app, arbiter.sockets, heartbeat=record.heartbeat.beat,
+            parent_pid=arbiter.pid, ask_replacement=record.heartbeat.ask_replacement,
         )
         arbiter.hook("worker_exit", arbiter, record)
     except BaseException:

@@ -8,9 +8,10 @@ whole server — and asserts that no request failed, that the event really
 happened (the pids that answer changed, the old master exited) and that
 requests were served before, during and after it.
 
-The apps answer their worker's pid, so the responses themselves show which
-workers served. `-rP` prints each test's counts (requests, connections,
-responses that said Connection: close, the longest wait).
+The apps (tests/restart_apps.py) answer their worker's pid, so the
+responses themselves show which workers served. `-rP` prints each test's
+counts (requests, connections, responses that said Connection: close, the
+longest wait).
 """
 
 from __future__ import annotations
@@ -31,53 +32,11 @@ pytestmark = [
 ]
 
 CLIENTS = 6
-APPS = '''
-import asyncio
-import os
-import time
-
-LEAK = []  # /leak keeps 256 KiB per request, up to 96 MiB
+APPS = Path(__file__).resolve().parent  # restart_apps.py: pid apps with /slow and /leak
 
 
-def leak():
-    if len(LEAK) < 384:
-        LEAK.append(b"x" * 262144)
-
-
-def wsgi(environ, start_response):
-    if environ["PATH_INFO"] == "/slow":
-        time.sleep(0.5)
-    elif environ["PATH_INFO"] == "/leak":
-        leak()
-    body = str(os.getpid()).encode()
-    start_response("200 OK", [("Content-Type", "text/plain"),
-                              ("Content-Length", str(len(body)))])
-    return [body]
-
-
-async def asgi(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    if scope["path"] == "/slow":
-        await asyncio.sleep(0.5)
-    elif scope["path"] == "/leak":
-        leak()
-    body = str(os.getpid()).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-'''
-
-
-@pytest.fixture
-def app_dir(tmp_path: Path) -> Path:
-    (tmp_path / "restart_apps.py").write_text(APPS)
-    return tmp_path
-
-
-def start(factory: type[Master], app_dir: Path, interface: str, *args: str) -> Master:
-    master = factory(f"restart_apps:{interface}", "--app-dir", str(app_dir), *args)
+def start(factory: type[Master], interface: str, *args: str) -> Master:
+    master = factory(f"restart_apps:{interface}", "--app-dir", str(APPS), *args)
     workers = int(args[args.index("-w") + 1]) if "-w" in args else 1
     master.wait_for(lambda: len(master.workers()) == workers, 15, f"{workers} workers")
     return master
@@ -132,10 +91,10 @@ def wait_replaced(master: Master, old: set[int], count: int, seconds: float = 20
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("interface", ["wsgi", "asgi"])
 def test_hup_loses_no_keep_alive_request(
-    master_factory: type[Master], app_dir: Path, loads: Callable[..., KeepAliveLoad],
+    master_factory: type[Master], loads: Callable[..., KeepAliveLoad],
     interface: str,
 ) -> None:
-    master = start(master_factory, app_dir, interface, "-w", "2")
+    master = start(master_factory, interface, "-w", "2")
     load = loads(master.port, clients=CLIENTS)
     load.wait_for_ok(200, 10, "before the first HUP")
     began = time.monotonic()
@@ -168,10 +127,10 @@ def gone(pid: int) -> bool:
 
 @pytest.mark.timeout(60)
 def test_usr2_then_term_of_the_old_master_loses_no_keep_alive_request(
-    master_factory: type[Master], app_dir: Path, loads: Callable[..., KeepAliveLoad],
+    master_factory: type[Master], tmp_path: Path, loads: Callable[..., KeepAliveLoad],
 ) -> None:
-    pid_file = app_dir / "master.pid"
-    master = start(master_factory, app_dir, "wsgi", "-w", "2", "--pid", str(pid_file))
+    pid_file = tmp_path / "master.pid"
+    master = start(master_factory, "wsgi", "-w", "2", "--pid", str(pid_file))
     old_workers = master.workers()
     new_pid = 0
     try:
@@ -212,9 +171,9 @@ def test_usr2_then_term_of_the_old_master_loses_no_keep_alive_request(
 
 @pytest.mark.timeout(60)
 def test_ttin_then_ttou_loses_no_keep_alive_request(
-    master_factory: type[Master], app_dir: Path, loads: Callable[..., KeepAliveLoad],
+    master_factory: type[Master], loads: Callable[..., KeepAliveLoad],
 ) -> None:
-    master = start(master_factory, app_dir, "wsgi", "-w", "2")
+    master = start(master_factory, "wsgi", "-w", "2")
     first = master.workers()
     load = loads(master.port, clients=CLIENTS)
     load.wait_for_ok(200, 10, "before TTIN")
@@ -254,13 +213,13 @@ RECYCLING = {
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("limit", list(RECYCLING))
 def test_recycling_loses_no_keep_alive_request(
-    master_factory: type[Master], app_dir: Path, loads: Callable[..., KeepAliveLoad],
+    master_factory: type[Master], loads: Callable[..., KeepAliveLoad],
     limit: str, workers: int,
 ) -> None:
     # With -w 1 the replacement starts only once the old worker is gone:
     # connections wait in the listen queue meanwhile (slow, not failed).
     flags, path = RECYCLING[limit]
-    master = start(master_factory, app_dir, "wsgi", "-w", str(workers), *flags)
+    master = start(master_factory, "wsgi", "-w", str(workers), *flags)
     load = loads(master.port, clients=CLIENTS, path=path, timeout=10.0)
     began = time.monotonic()
     # Two generations replaced: at least workers + 2 pids have answered.
@@ -279,14 +238,14 @@ def test_recycling_loses_no_keep_alive_request(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("interface", ["wsgi", "asgi"])
 def test_term_answers_every_request_already_sent(
-    master_factory: type[Master], app_dir: Path, loads: Callable[..., KeepAliveLoad],
+    master_factory: type[Master], loads: Callable[..., KeepAliveLoad],
     interface: str,
 ) -> None:
     """Slow requests (0.5 s) in flight when TERM arrives all get their 200
     (with Connection: close); keep-alive clients mid-stream lose no request
     sent before TERM. Requests sent after it are not counted: the server
     is going away."""
-    master = start(master_factory, app_dir, interface, "-w", "2", "--threads", "4")
+    master = start(master_factory, interface, "-w", "2", "--threads", "4")
     slow = loads(master.port, clients=4, path="/slow")
     fast = loads(master.port, clients=4)
     fast.wait_for_ok(200, 10, "before TERM")

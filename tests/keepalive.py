@@ -48,9 +48,10 @@ class KeepAliveLoad:
     (RemoteDisconnected, ConnectionResetError, BrokenPipeError, a timeout)
     or a status other than 200 is one failure, kept with its kind and times.
 
-    Counts: `done` (answered with 200, with their times), `failures`,
-    `connections` opened, `closes` (responses that said Connection: close),
-    `bodies` (a Counter: with an app that answers its pid, who served what).
+    Counts: `done` (answered with 200, with their times), `failures` (a
+    connection refused is one, with `sent` None), `connections` opened,
+    `closes` (responses that said Connection: close), `bodies` (a Counter:
+    with an app that answers its pid, who served what).
     """
 
     def __init__(self, port: int, clients: int = 6, path: str = "/", timeout: float = 5.0,
@@ -119,10 +120,11 @@ class KeepAliveLoad:
         served = 0  # requests answered on this connection
         while not self._stop.is_set():
             if conn is None:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                conn = self._connect(number)
                 served = 0
-                with self._lock:
-                    self.connections += 1
+                if conn is None:
+                    self._stop.wait(0.01)  # refused: the server is not there (yet, or now)
+                    continue
             if not self._request(number, conn, served > 0):
                 conn.close()
                 conn = None
@@ -135,6 +137,20 @@ class KeepAliveLoad:
                 self._stop.wait(self.think)
         if conn is not None:
             conn.close()
+
+    def _connect(self, number: int) -> http.client.HTTPConnection | None:
+        """A new connection, counted; None (and a failure) if it could not be made."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        started = time.monotonic()
+        try:
+            conn.connect()
+        except OSError as exc:
+            self._fail(Failure(type(exc).__name__, number, started, None, time.monotonic(),
+                               False, str(exc)[:200]))
+            return None
+        with self._lock:
+            self.connections += 1
+        return conn
 
     def _request(self, number: int, conn: http.client.HTTPConnection, reused: bool) -> bool:
         """One request; True if answered with a 200 on a connection still usable."""

@@ -152,6 +152,17 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def workers(pid: int) -> set[int]:
+    """The worker processes of the master `pid` (not multiprocessing's
+    resource tracker, which uvicorn's supervisor also starts)."""
+    found = set()
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(child)
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -202,7 +213,7 @@ def started(setup: Setup, event: str, port: int, folder: Path) -> Iterator[subpr
                                 stderr=subprocess.STDOUT, start_new_session=True)
         try:
             ready = wait_until(lambda: proc.poll() is not None or (
-                answers(port) and len(children(proc.pid)) >= 2), READY_TIMEOUT)
+                answers(port) and len(workers(proc.pid)) >= 2), READY_TIMEOUT)
             if not ready or proc.poll() is not None:
                 log.seek(0)
                 tail = log.read().decode(errors="replace").strip().splitlines()[-1:]
@@ -220,13 +231,6 @@ def started(setup: Setup, event: str, port: int, folder: Path) -> Iterator[subpr
 
 
 # -- the events ---------------------------------------------------------------
-
-
-def read_pid(path: Path) -> int:
-    try:
-        return int(path.read_text())
-    except (OSError, ValueError):
-        return 0
 
 
 def pause_until(moment: float) -> None:
@@ -247,18 +251,27 @@ def do_ttou(proc: subprocess.Popen[bytes], run: Run, start: float, duration: flo
         pause_until(start + duration * n / 5)
         os.kill(proc.pid, sig)
     pause_until(start + duration)
-    run.notes.append(f"{len(children(proc.pid))} workers at the end")
+    run.notes.append(f"{len(workers(proc.pid))} workers at the end")
+
+
+def new_master(old: int) -> int:
+    """The master that USR2 started: the old one's child that has children
+    of its own (gunicorn 27 names its pid file FILE.2 where twincorn and
+    older gunicorns rename theirs FILE.oldbin: so not from the files)."""
+    return next((pid for pid in children(old) if workers(pid)), 0)
 
 
 def do_usr2(proc: subprocess.Popen[bytes], run: Run, start: float, duration: float,
             folder: Path) -> None:
-    pid_file = folder / "master.pid"
     pause_until(start + duration / 3)
     os.kill(proc.pid, signal.SIGUSR2)
-    if not wait_until(lambda: read_pid(pid_file) not in (0, proc.pid), 15):
-        run.notes.append("no new master")
-    new = read_pid(pid_file)
-    wait_until(lambda: len(children(new)) >= 2, 15)
+    def new_ready() -> bool:
+        new = new_master(proc.pid)
+        return new != 0 and len(workers(new)) >= 2
+
+    if not wait_until(new_ready, 20):
+        run.notes.append("no new master with 2 workers in 20 s")
+    new = new_master(proc.pid)
     pause_until(start + duration * 2 / 3)
     os.kill(proc.pid, signal.SIGTERM)
     try:
@@ -267,7 +280,8 @@ def do_usr2(proc: subprocess.Popen[bytes], run: Run, start: float, duration: flo
     except subprocess.TimeoutExpired:
         run.notes.append("old master still running after 30 s")
     pause_until(start + duration)
-    run.notes.append(f"new master {'serves' if alive(new) else 'gone'}")
+    serving = new != 0 and alive(new) and len(workers(new)) >= 2
+    run.notes.append("the new master serves" if serving else "no new master serving")
 
 
 def do_nothing(proc: subprocess.Popen[bytes], run: Run, start: float, duration: float,

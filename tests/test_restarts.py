@@ -47,9 +47,9 @@ def loads() -> Iterator[Callable[..., KeepAliveLoad]]:
     """loads(port, ...) starts a KeepAliveLoad; all are stopped after the test."""
     started: list[KeepAliveLoad] = []
 
-    def begin(port: int, clients: int = CLIENTS, path: str = "/",
-              timeout: float = 5.0) -> KeepAliveLoad:
-        load = KeepAliveLoad(port, clients=clients, path=path, timeout=timeout)
+    def begin(port: int, clients: int = CLIENTS, path: str = "/", timeout: float = 5.0,
+              think: float = 0.0) -> KeepAliveLoad:
+        load = KeepAliveLoad(port, clients=clients, path=path, timeout=timeout, think=think)
         started.append(load)
         return load
 
@@ -69,10 +69,13 @@ def answered_by(port: int) -> int:
     return int(body) if status == 200 else 0
 
 
-def check(load: KeepAliveLoad, master: Master | None = None) -> None:
-    """No failure; the counts are printed for -rP."""
-    print(load.summary())
-    assert len(load.failures) == 0, f"{load.summary()}\n{master.output() if master else ''}"
+def check(master: Master, *loads: KeepAliveLoad) -> None:
+    """No failure in any of the loads; their counts are printed (-rP)."""
+    for load in loads:
+        print(load.summary())
+    failed = sum(len(load.failures) for load in loads)
+    summaries = "\n".join(load.summary() for load in loads)
+    assert failed == 0, f"{summaries}\n{master.output()}"
 
 
 def phases(load: KeepAliveLoad, began: float, ended: float) -> tuple[int, int, int]:
@@ -96,6 +99,9 @@ def test_hup_loses_no_keep_alive_request(
 ) -> None:
     master = start(master_factory, interface, "-w", "2")
     load = loads(master.port, clients=CLIENTS)
+    # And two clients that pause between requests, as people do: their
+    # connections are idle most of the time when a worker stops.
+    people = loads(master.port, clients=2, think=0.1)
     load.wait_for_ok(200, 10, "before the first HUP")
     began = time.monotonic()
     generations = [master.workers()]
@@ -103,10 +109,13 @@ def test_hup_loses_no_keep_alive_request(
         master.signal(signal.SIGHUP)
         generations.append(wait_replaced(master, generations[-1], 2))
         load.wait_for_ok(100, 10, "after a HUP")
+        time.sleep(0.3)  # the people's connections move on too
     ended = time.monotonic()
     load.wait_for_ok(200, 10, "after the last HUP")
     load.stop()
-    check(load, master)
+    people.stop()
+    check(master, load, people)
+    assert people.ok >= 20
     before, during, after = phases(load, began, ended)
     assert before >= 200 and during >= 300 and after >= 200
     assert generations[-1] <= served_by(load)  # the last workers served
@@ -154,7 +163,7 @@ def test_usr2_then_term_of_the_old_master_loses_no_keep_alive_request(
         ended = time.monotonic()
         load.wait_for_ok(200, 10, "after the old master left")
         load.stop()
-        check(load, master)
+        check(master, load)
         before, during, after = phases(load, began, ended)
         assert before >= 200 and during >= 100 and after >= 200
         assert children(new_pid) == new_workers
@@ -194,7 +203,7 @@ def test_ttin_then_ttou_loses_no_keep_alive_request(
     ended = time.monotonic()
     load.wait_for_ok(200, 10, "after the last TTOU")
     load.stop()
-    check(load, master)
+    check(master, load)
     assert retired == first
     before, during, after = phases(load, began, ended)
     assert before >= 200 and during >= 200 and after >= 200
@@ -228,7 +237,7 @@ def test_recycling_loses_no_keep_alive_request(
     ended = time.monotonic()
     load.wait_for_ok(100, 10, "after the recyclings")
     load.stop()
-    check(load, master)
+    check(master, load)
     output = master.output()
     assert "recycling this worker" in output and "retired by itself (recycled)" in output
     assert "died" not in output

@@ -47,6 +47,8 @@ class KeepAliveLoad:
     which is no failure. Nothing is retried: any exception on a request
     (RemoteDisconnected, ConnectionResetError, BrokenPipeError, a timeout)
     or a status other than 200 is one failure, kept with its kind and times.
+    With `think`, each client waits that long between its requests, as a
+    person does: its connection is then idle most of the time.
 
     Counts: `done` (answered with 200, with their times), `failures` (a
     connection refused is one, with `sent` None), `connections` opened,

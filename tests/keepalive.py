@@ -35,6 +35,7 @@ class Done:
     sent: float
     at: float
     closed: bool  # the response said Connection: close
+    body: bytes
 
 
 class KeepAliveLoad:
@@ -84,6 +85,11 @@ class KeepAliveLoad:
         """Responses (200) that arrived in [start, end) (time.monotonic())."""
         with self._lock:
             return sum(1 for d in self.done if start <= d.at < end)
+
+    def bodies_between(self, start: float, end: float = float("inf")) -> set[bytes]:
+        """The bodies of the responses that arrived in [start, end)."""
+        with self._lock:
+            return {d.body for d in self.done if start <= d.at < end}
 
     def latency_max(self) -> float:
         with self._lock:
@@ -176,7 +182,7 @@ class KeepAliveLoad:
             return False
         with self._lock:
             self.in_flight.pop(number, None)
-            self.done.append(Done(number, sent, time.monotonic(), closed))
+            self.done.append(Done(number, sent, time.monotonic(), closed, body))
             self.closes += closed
             self.bodies[body] += 1
         return True

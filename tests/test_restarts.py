@@ -118,8 +118,9 @@ def test_hup_loses_no_keep_alive_request(
     assert people.ok >= 20
     before, during, after = phases(load, began, ended)
     assert before >= 200 and during >= 300 and after >= 200
-    assert generations[-1] <= served_by(load)  # the last workers served
     assert len(served_by(load)) >= 6
+    last = {int(body) for body in load.bodies_between(ended)}
+    assert last and last <= generations[-1]  # the old workers are gone
 
 
 def read_pid(path: Path) -> int:
@@ -167,8 +168,8 @@ def test_usr2_then_term_of_the_old_master_loses_no_keep_alive_request(
         before, during, after = phases(load, began, ended)
         assert before >= 200 and during >= 100 and after >= 200
         assert children(new_pid) == new_workers
-        last = {int(d) for d in load.bodies} - old_workers
-        assert last == new_workers
+        last = {int(body) for body in load.bodies_between(ended)}
+        assert last and last <= new_workers
     finally:
         if new_pid:
             os.kill(new_pid, signal.SIGTERM)
@@ -239,7 +240,7 @@ def test_recycling_loses_no_keep_alive_request(
     load.stop()
     check(master, load)
     output = master.output()
-    assert "recycling this worker" in output and "retired by itself (recycled)" in output
+    assert "recycling this worker" in output  # the worker's own word for it
     assert "died" not in output
     assert load.ok_between(began, ended) >= 100
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -285,3 +286,24 @@ def test_term_answers_every_request_already_sent(
     assert len(answered) == 4  # each slow client's request in flight at TERM
     assert all(d.closed for d in answered)
     assert fast.ok_between(0, term) >= 200
+
+
+@pytest.mark.timeout(60)
+def test_after_term_kept_connections_are_answered_and_new_ones_refused(
+    master_factory: type[Master],
+) -> None:
+    """An idle keep-alive connection outlives TERM until its deadline: its
+    next request is answered, saying Connection: close. A new connection
+    is refused at once, not left in a queue nobody reads."""
+    master = start(master_factory, "wsgi", "-w", "1")
+    with socket.create_connection(("127.0.0.1", master.port), timeout=5) as kept:
+        kept.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert kept.recv(65536).startswith(b"HTTP/1.1 200 ")
+        master.signal(signal.SIGTERM)
+        time.sleep(0.5)  # the worker has taken its queue and closed its listener
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", master.port), timeout=5).close()
+        kept.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        answer = kept.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"connection: close" in answer
+    assert master.proc.wait(20) == 0

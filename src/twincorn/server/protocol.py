@@ -411,7 +411,9 @@ class HttpConnection(asyncio.Protocol):
             self._deadline = now
             return
         self._deadline_kind = _NONE
-        if kind is _IDLE or kind is _DRAIN:
+        if kind is _IDLE:
+            self._close(linger=False)
+        elif kind is _DRAIN:
             self._close()
         elif kind is _HEAD:
             self._refuse(ProtocolError(408, "request head not received in time"))
@@ -446,7 +448,7 @@ class HttpConnection(asyncio.Protocol):
         elif kind is _HEAD or kind is _BODY:
             self._refuse(ProtocolError(503, "the server is full: slowest connections closed"))
         else:
-            self._close()
+            self._close(linger=kind is _DRAIN)
 
     # -- internals ----------------------------------------------------------
 
@@ -595,13 +597,15 @@ class HttpConnection(asyncio.Protocol):
         self.write(encode_error_response(error.status, error.reason, self.state.server_header))
         self._close()
 
-    def _close(self) -> None:
+    def _close(self, linger: bool = True) -> None:
         """End the connection once what is queued is written: at once if the
-        client is done sending, else through CLOSING (the linger)."""
+        client is done sending, else through CLOSING (the linger). An idle
+        connection needs no linger (`linger=False`): its last response went
+        out long ago, and a request the client sends now is lost either way."""
         transport = self.transport
         if transport is None or self._phase is _CLOSED or self._phase is _LOST:
             return
-        if self._eof or self._phase is _CLOSING or transport.is_closing() or \
+        if not linger or self._eof or self._phase is _CLOSING or transport.is_closing() or \
                 not transport.can_write_eof():
             self._leave(_CLOSED)
             transport.close()  # writes what is buffered, then closes

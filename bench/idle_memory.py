@@ -100,6 +100,9 @@ class Sample:
     blocks_closed: int  # Python blocks once the connections are closed
     blocks_collected: int  # and after a full collection
     closed_by_server: int
+    # With --breakdown: objects the collector tracks, by type, as
+    # [count, shallow bytes] with the connections open less before.
+    types_growth: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def per_connection_kib(self) -> float:
@@ -195,30 +198,46 @@ def measure(server: Server, args: argparse.Namespace) -> Sample:
         try:
             pid = serving.wait_ready(proc, port, log)
             warm_up(port, args.warmup)
-            serving.fetch_stats(port, collect=True)  # the warm-up's garbage, if any
+            serving.fetch_stats(port, query="collect")  # the warm-up's garbage, if any
             time.sleep(args.pause)
             before, blocks_before = serving.rss_kib(pid), serving.fetch_stats(port)["blocks"]
+            types_before = types(port) if args.breakdown else {}
             started = time.monotonic()
             for _ in range(args.connections):
                 socks.append(exchange(port))
             open_seconds = time.monotonic() - started
             time.sleep(args.pause)
             rss_open, blocks_open = serving.rss_kib(pid), serving.fetch_stats(port)["blocks"]
+            types_open = types(port) if args.breakdown else {}
             closed = closed_by_server(socks)
             for sock in socks:
                 sock.close()
             socks.clear()
             time.sleep(args.pause)
             rss_closed, blocks_closed = serving.rss_kib(pid), serving.fetch_stats(port)["blocks"]
-            blocks_collected = serving.fetch_stats(port, collect=True)["blocks"]
+            blocks_collected = serving.fetch_stats(port, query="collect")["blocks"]
             return Sample(
                 args.connections, open_seconds, before, rss_open, rss_closed,
                 blocks_before, blocks_open, blocks_closed, blocks_collected, closed,
+                difference(types_open, types_before),
             )  # fmt: skip
         finally:
             for sock in socks:
                 sock.close()
             serving.stop(proc)
+
+
+def types(port: int) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = serving.fetch_stats(port, timeout=60.0, query="types")["types"]
+    return found
+
+
+def difference(after: dict[str, list[int]], before: dict[str, list[int]]) -> dict[str, list[int]]:
+    zero = [0, 0]
+    return {
+        name: [count - before.get(name, zero)[0], size - before.get(name, zero)[1]]
+        for name, (count, size) in after.items()
+    }
 
 
 def rotated(rows: Sequence[Row], turn: int) -> list[Row]:
@@ -304,6 +323,19 @@ def render(table: Sequence[Sequence[str]], markdown: bool) -> str:
     )
 
 
+def breakdown(row: Row, top: int = 15) -> str:
+    """The types that grew most, per connection, in the last round."""
+    if not row.samples or not row.samples[-1].types_growth:
+        return ""
+    sample = row.samples[-1]
+    largest = sorted(sample.types_growth.items(), key=lambda item: -item[1][1])[:top]
+    lines = [f"{row.server.name}: objects the collector tracks, grown per connection", ""]
+    lines += ["| type | objects | bytes (shallow) |", "|---|---|---|"]
+    each = sample.connections
+    lines += [f"| {name} | {n / each:.2f} | {size / each:.0f} |" for name, (n, size) in largest]
+    return "\n".join(lines) + "\n"
+
+
 def describe(rows: Sequence[Row], args: argparse.Namespace) -> str:
     executables = [row.server.argv.split()[0] for row in rows]
     return (
@@ -342,6 +374,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--rounds", type=int, default=3, help="rounds, servers alternating (3)")
     add("--warmup", type=int, default=500, help="short-lived connections first (500)")
     add("--pause", type=float, default=2.0, help="seconds of quiet before each figure (2)")
+    add("--breakdown", action="store_true",
+        help="count the worker's objects by type (diagnosis: skews the RSS figures)")  # fmt: skip
     add("--json", type=Path, metavar="FILE", help="also save the results")
     add("--markdown", action="store_true", help="print a markdown table")
     args = parser.parse_args(argv)
@@ -376,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         serving.stop_all()
     print(describe(rows, args), end="\n\n")
     print(render([cells(rows, row) for row in rows], args.markdown))
+    for row in rows if args.breakdown else ():
+        print("\n" + breakdown(row), end="")
     if args.json:
         results = {row.server.name: [asdict(s) for s in row.samples] for row in rows}
         settings = {k: v for k, v in vars(args).items() if k != "json"}

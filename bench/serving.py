@@ -108,12 +108,12 @@ def free_port() -> int:
         return port
 
 
-def fetch_stats(port: int, timeout: float = 10.0, collect: bool = False) -> dict[str, Any]:
-    """The app's figures (bench/apps/echo1k.py, GET /stats); with `collect`,
-    after a full garbage collection in the worker."""
+def fetch_stats(port: int, timeout: float = 10.0, query: str = "") -> dict[str, Any]:
+    """The app's figures (bench/apps/echo1k.py, GET /stats); query `collect`:
+    after a full garbage collection in the worker; `types`: objects by type."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request("GET", "/stats?collect" if collect else "/stats")
+        conn.request("GET", f"/stats?{query}" if query else "/stats")
         response = conn.getresponse()
         body = response.read()
         if response.status != 200:

@@ -193,7 +193,7 @@ def soak(row: Row, args: argparse.Namespace) -> Sample:
                 wrk(port, row.mode, args.warmup, args)
             time.sleep(args.pause)
             rss_start = serving.rss_kib(pid)
-            first = serving.fetch_stats(port, collect=True)
+            first = serving.fetch_stats(port, query="collect")
             sample = Sample(boot, rss_start, first["blocks"], trend=[(0, rss_start)])
             while sample.requests < args.requests:
                 burst = wrk(port, row.mode, next_burst(sample.requests, sample.seconds, args), args)
@@ -204,7 +204,7 @@ def soak(row: Row, args: argparse.Namespace) -> Sample:
                 progress(row, sample)
             time.sleep(args.pause)
             sample.rss_end_kib = serving.rss_kib(pid)
-            last = serving.fetch_stats(port, collect=True)
+            last = serving.fetch_stats(port, query="collect")
             if last["pid"] != pid:
                 raise RunFailed(f"the worker changed: pid {pid}, then {last['pid']}")
             sample.rss_collected_kib = serving.rss_kib(pid)

@@ -16,7 +16,8 @@ of Python objects grows it; memory kept by C code does not). The benchmarks
 read the worker's resident memory from /proc with that pid.
 `GET /stats?collect` runs a full gc.collect() first, and says how many
 unreachable objects it found: garbage waiting for the collector is told
-apart from objects still referenced.
+apart from objects still referenced. `GET /stats?types` adds the objects
+the collector tracks, counted by type: where the memory is.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ WSGI_HEADERS = [(name.decode(), value.decode()) for name, value in HEADERS]
 _answered = 0
 
 
-def stats(collect: bool = False) -> bytes:
-    """The figures; with `collect`, after a full gc.collect() (and how many
-    unreachable objects it found)."""
-    found = gc.collect() if collect else None
+def stats(query: str = "") -> bytes:
+    """The figures; `?collect`: after a full gc.collect() (and how many
+    unreachable objects it found); `?types`: with the objects the collector
+    tracks, counted by type (slow: for diagnosis, not under load)."""
+    found = gc.collect() if query == "collect" else None
     figures = {
         "pid": os.getpid(),
         "answered": _answered,
@@ -48,7 +50,20 @@ def stats(collect: bool = False) -> bytes:
         "gc_frozen": gc.get_freeze_count(),
         "gc_found": found,
     }
+    if query == "types":
+        figures["types"] = tracked_types()
     return json.dumps(figures).encode()
+
+
+def tracked_types() -> dict[str, list[int]]:
+    """Objects tracked by the collector, as type -> [count, shallow bytes]."""
+    found: dict[str, list[int]] = {}
+    for thing in gc.get_objects():
+        kind = type(thing)
+        entry = found.setdefault(f"{kind.__module__}.{kind.__qualname__}", [0, 0])
+        entry[0] += 1
+        entry[1] += sys.getsizeof(thing)
+    return found
 
 
 def _expected_length(raw: bytes | None) -> int:
@@ -71,7 +86,7 @@ async def asgi(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     if scope["path"] == "/stats":
-        await _answer(send, 200, stats(scope["query_string"] == b"collect"))
+        await _answer(send, 200, stats(scope["query_string"].decode("latin-1")))
         return
     received = 0
     while True:
@@ -118,7 +133,7 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     global _answered
     if environ.get("PATH_INFO") == "/stats":
-        body = stats(environ.get("QUERY_STRING") == "collect")
+        body = stats(environ.get("QUERY_STRING", ""))
         start_response("200 OK", [("Content-Length", str(len(body)))])
         return [body]
     stream = environ["wsgi.input"]

@@ -172,12 +172,13 @@ def wrk(port: int, mode: str, seconds: int, args: argparse.Namespace) -> Burst:
 
 
 def next_burst(done: int, seconds: float, args: argparse.Namespace) -> int:
-    """Seconds for the next burst: to the next tenth of --requests at the rate so far."""
+    """Seconds for the next burst: to the next tenth of --requests (at least
+    half a tenth away) at the rate so far."""
     if done <= 0 or seconds <= 0:
         return 2
     total: int = args.requests
     step: float = total / args.checkpoints
-    mark = min(total, (math.floor(done / step) + 1) * step)
+    mark = min(total, math.ceil((done + step / 2) / step) * step)
     longest: int = args.max_burst
     return max(1, min(longest, math.ceil((mark - done) / (done / seconds))))
 

@@ -23,7 +23,9 @@ written down here, once, with its reason:
   request unfinished.
 - How a served request is compared: header names with "_" are kept by
   twincorn except in WSGI (UNDERSCORED_KEPT); obs-fold may leave several
-  spaces (fold_blind); CONNECT has no path (Expected.twincorn_path).
+  spaces (fold_blind); CONNECT has no path (Expected.twincorn_path); a
+  chunked body reaches a WSGI app with CONTENT_LENGTH set, since twincorn
+  read it whole before the call (Expected.wsgi_headers).
 """
 
 from __future__ import annotations
@@ -194,6 +196,20 @@ class Expected:
         twincorn gives an empty one (the target stays in RAW_URI).
         """
         return "" if self.method == "CONNECT" else self.path
+
+    @property
+    def wsgi_headers(self) -> dict[str, str]:
+        """The header keys of the WSGI environ (names as the corpus writes
+        them): duplicates joined with ",", and CONTENT-LENGTH added for a
+        chunked body, which twincorn reads whole before the call (Django
+        and Falcon read nothing of a body without it)."""
+        joined: dict[str, str] = {}
+        for name, value in self.headers:
+            joined[name] = f"{joined[name]},{value}" if name in joined else value
+        coding = joined.get("TRANSFER-ENCODING", "").lower()
+        if coding.rstrip(" \t").endswith("chunked"):
+            joined["CONTENT-LENGTH"] = str(len(self.body))
+        return joined
 
 
 @dataclass(frozen=True)

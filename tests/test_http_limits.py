@@ -233,31 +233,63 @@ def test_random_damage_never_hangs_the_worker(serve: ServeFn, interface: str) ->
 # -- the connection limit ---------------------------------------------------------------------
 
 
-def test_connection_limit_503(serve: ServeFn, interface: str) -> None:
+def test_full_worker_sheds_an_idle_connection_for_a_newcomer(
+    serve: ServeFn, interface: str
+) -> None:
     server = start(serve, interface, worker_connections=2)
     first, second = Client(server.port), Client(server.port)
     try:
         for client in (first, second):
             client.send(get("/one"))
             assert final(client.responses(1))[0].status == 200
+        # Full: a newcomer is let in, an idle keep-alive connection makes room.
         with Client(server.port) as third:
-            responses = final(third.responses(1))
-            assert [r.status for r in responses] == [503]
-            assert responses[0].header(b"connection") == b"close"
-            assert third.closed()
-        # The two held connections still work.
-        second.send(get("/one"))
-        assert len(final(second.responses(2))) == 2
+            third.send(get("/one"))
+            assert final(third.responses(1))[0].status == 200
+        shed = [c for c in (first, second) if c.closed(1.0)]
+        assert len(shed) == 1
+        assert shed[0].data.count(b"HTTP/1.1") == 1  # closed without a word
+        kept = second if shed[0] is first else first
+        kept.send(get("/one"))
+        assert len(final(kept.responses(2))) == 2
     finally:
         first.close()
-    # Once one is gone there is room again.
-    deadline = time.monotonic() + 3
-    while len(server.worker.state.connections) > 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    with Client(server.port) as fourth:
-        fourth.send(get("/one"))
-        assert final(fourth.responses(1))[0].status == 200
-    second.close()
+        second.close()
+
+
+def test_full_worker_sheds_a_slow_head_before_an_idle_client(
+    serve: ServeFn, interface: str
+) -> None:
+    server = start(serve, interface, worker_connections=2)
+    with Client(server.port) as idle, Client(server.port) as slow:
+        idle.send(get("/one"))
+        assert final(idle.responses(1))[0].status == 200
+        slow.send(b"GET /one HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        time.sleep(0.3)  # no longer a brand-new connection
+        with Client(server.port) as newcomer:
+            newcomer.send(get("/one"))
+            assert final(newcomer.responses(1))[0].status == 200
+        responses = final(slow.responses(1))
+        assert [r.status for r in responses] == [503]
+        assert responses[0].header(b"connection") == b"close"
+        assert slow.closed()
+        idle.send(get("/one"))
+        assert len(final(idle.responses(2))) == 2
+
+
+def test_full_worker_with_every_connection_busy_answers_503(serve: ServeFn) -> None:
+    # ASGI: the loop is free while /slow runs, so the newcomer is accepted
+    # while the only place is taken by a request in flight.
+    server = start(serve, "asgi", worker_connections=1)
+    with Client(server.port) as busy:
+        busy.send(get("/slow"))
+        busy.wait_for(lambda data: b"\r\n\r\n" in data)
+        with Client(server.port) as newcomer:
+            responses = final(newcomer.responses(1))
+            assert [r.status for r in responses] == [503]
+            assert responses[0].header(b"connection") == b"close"
+            assert newcomer.closed()
+        busy.wait_for(lambda data: data.endswith(b"0\r\n\r\n"))
 
 
 def test_connection_limit_counts_closed_connections_out(serve: ServeFn) -> None:

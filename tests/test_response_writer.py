@@ -91,6 +91,35 @@ def test_head_keeps_the_get_length_but_sends_no_body() -> None:
     assert w.bytes_sent == 0
 
 
+def test_head_with_no_body_given_says_no_length() -> None:
+    # A Flask or Falcon streamed response: GET would be chunked; its length
+    # is not known without making it (RFC 9110 s9.3.2). Never a wrong 0.
+    w = ResponseWriter(200, [], request("HEAD"))
+    _, fields, body = head_of(w.body(b"", False))
+    assert b"content-length" not in fields and b"transfer-encoding" not in fields
+    assert body == b""
+
+
+def test_head_with_a_streamed_body_says_no_length() -> None:
+    w = ResponseWriter(200, [], request("HEAD"))
+    out = w.body(b"piece", True) + w.body(b"more", True) + w.body(b"", False)
+    _, fields, body = head_of(out)
+    assert b"content-length" not in fields and b"transfer-encoding" not in fields
+    assert body == b""
+
+
+def test_head_keeps_a_declared_length() -> None:
+    w = ResponseWriter(200, [(b"content-length", b"42")], request("HEAD"))
+    _, fields, _ = head_of(w.body(b"", False))
+    assert fields[b"content-length"] == b"42"
+
+
+def test_the_connection_can_refuse_keep_alive() -> None:
+    w = ResponseWriter(200, [], request(), keep_alive=False)
+    _, fields, _ = head_of(w.body(b"x", False))
+    assert fields[b"connection"] == b"close" and not w.keep_alive
+
+
 @pytest.mark.parametrize(
     "header",
     [

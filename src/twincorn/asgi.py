@@ -22,7 +22,7 @@ from urllib.parse import unquote
 from twincorn.exchange import SERVING, Channel
 from twincorn.http import Request
 from twincorn.http.errors import ResponseError
-from twincorn.http.response import ResponseWriter, encode_error_response, informational
+from twincorn.http.response import ResponseWriter, encode_error_response
 
 log = logging.getLogger("twincorn.error")
 
@@ -34,7 +34,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _DISCONNECT: Message = {"type": "http.disconnect"}
-_CONTINUE = informational(100)
 # Above this many buffered body bytes the socket stops being read until the
 # application receives them (request-side back-pressure).
 _BODY_HIGH_WATER = 1 << 16
@@ -89,6 +88,7 @@ class ASGIExchange:
         "_body_size",
         "_done",
         "_gone",
+        "_input_closed",
         "_more_body",
         "_waiter",
         "_writer",
@@ -110,6 +110,7 @@ class ASGIExchange:
         self._more_body = True
         self._waiter: asyncio.Future[None] | None = None
         self._gone = False
+        self._input_closed = False  # the client will send nothing more
         self._writer: ResponseWriter | None = None
         self._done = False  # the response is complete (or abandoned)
 
@@ -128,6 +129,10 @@ class ASGIExchange:
 
     def client_gone(self) -> None:
         self._gone = True
+        self._wake()
+
+    def input_closed(self) -> None:
+        self._input_closed = True
         self._wake()
 
     def _wake(self) -> None:
@@ -188,16 +193,18 @@ class ASGIExchange:
     # -- receive and send -------------------------------------------------
 
     async def receive(self) -> Message:
-        request = self.request
-        if request.expect_continue and self._writer is None and not self._gone:
-            # RFC 9110 section 10.1.1: the client waits for this before it
-            # sends the body; it goes out when the body is first wanted.
-            request.expect_continue = False
-            self.channel.write(_CONTINUE)
+        if self.request.expect_continue and self._writer is None and not self._gone:
+            # RFC 9110 section 10.1.1: the client waits for 100 Continue
+            # before it sends the body; it goes out when the body is first
+            # wanted (the channel sends it once, and only if still owed).
+            self.channel.send_continue()
         while True:
             if self._body or (not self._more_body and self._body_size >= 0):
                 return self._take_body()
-            if self._gone or self._done:
+            if self._gone or self._done or self._input_closed:
+                # After the whole body: the client left, the response is
+                # complete, or the client shut its side (its FIN: whether it
+                # left or half-closed, nothing more will come to wait for).
                 return _DISCONNECT
             waiter = self._waiter = self.adapter.loop.create_future()
             await waiter
@@ -247,15 +254,11 @@ class ASGIExchange:
                     message.get("headers", ()),
                     self.request,
                     self.adapter.server_header,
+                    self.channel.keep_alive,
                 )
             except ResponseError as exc:
                 self._refuse_response(exc)
                 raise
-            if self.request.expect_continue and self._more_body:
-                # No 100 Continue went out, so the client may never send
-                # the body: the connection ends after this response, and
-                # the response says so (RFC 9110 section 10.1.1).
-                self._writer.keep_alive = False
             self.status = self._writer.status
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r}")

@@ -221,7 +221,9 @@ class Config:
     # -- connections and timeouts
     worker_connections: int = setting(
         1000,
-        "Connections one worker holds at once; more are answered 503.",
+        "Connections one worker holds at once. At the limit, a newcomer is let in "
+        "by closing the connections that made the least progress (slow heads and "
+        "bodies, then the longest idle); 503 only if every one waits for the app.",
         section="connections",
         metavar="N",
     )
@@ -239,7 +241,22 @@ class Config:
     )
     timeout_request_body: float = setting(
         30.0,
-        "Seconds of silence allowed while a request body is read (408).",
+        "Seconds of silence allowed while a request body is read (408); past "
+        "them, the body must also keep up --min-request-body-rate.",
+        section="connections",
+        metavar="SECONDS",
+    )
+    min_request_body_rate: int = setting(
+        500,
+        "Bytes a second a request body must average once its first "
+        "--timeout-request-body seconds are spent (408); 0 for no minimum.",
+        section="connections",
+        metavar="BYTES",
+    )
+    timeout_send: float = setting(
+        60.0,
+        "Seconds a client may leave what the server sends unread (its socket "
+        "buffer full) before the connection is cut; 0 for no limit.",
         section="connections",
         metavar="SECONDS",
     )
@@ -430,6 +447,7 @@ _SIZES = {
     "wsgi_spool_size",
     "drain_limit",
     "max_worker_memory",
+    "min_request_body_rate",
 }
 
 

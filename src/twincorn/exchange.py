@@ -35,6 +35,19 @@ class Channel(Protocol):
     adapter_state: Any
 
     @property
+    def keep_alive(self) -> bool:
+        """May the response now starting leave the connection open, as far
+        as the connection is concerned? (The request and the application
+        have their say in ResponseWriter.) Read when the response starts."""
+        ...
+
+    def send_continue(self) -> None:
+        """The application wants the request body: send 100 Continue if the
+        client waits for it (RFC 9110 section 10.1.1). Once at most; never
+        after the response started (the exchange calls it only before)."""
+        ...
+
+    @property
     def write_paused(self) -> bool:
         """True while the socket's send buffer is above its high-water mark."""
         ...
@@ -87,7 +100,15 @@ class Exchange(Protocol):
         ...
 
     def client_gone(self) -> None:
-        """The connection was lost, or the body was cut short by the client."""
+        """The connection was lost, or the body was cut short by the client:
+        nothing more is read or written."""
+        ...
+
+    def input_closed(self) -> None:
+        """The client shut its sending side after complete requests: no
+        more input comes. Responses are still written (a half-close is not
+        a departure), but an application waiting for input hears that the
+        client is done (ASGI: http.disconnect)."""
         ...
 
 

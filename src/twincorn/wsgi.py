@@ -36,7 +36,7 @@ from urllib.parse import unquote_to_bytes
 from twincorn.exchange import SERVING, Channel
 from twincorn.http import Request
 from twincorn.http.errors import ResponseError
-from twincorn.http.response import ResponseWriter, encode_error_response, informational
+from twincorn.http.response import ResponseWriter, encode_error_response
 
 log = logging.getLogger("twincorn.error")
 
@@ -44,7 +44,6 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 StartResponse = Callable[..., Callable[[bytes], None]]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-_CONTINUE = informational(100)
 # Header names are turned into environ keys once per process, not per request.
 _KEYS: dict[bytes, str | None] = {
     b"content-type": "CONTENT_TYPE",
@@ -146,6 +145,7 @@ class WSGIAdapter:
         self.spool_size = spool_size
         self.running = 0
         self.waiting: deque[WSGIExchange] = deque()
+        self._handing_off = False  # a hand-off to the next waiting call is scheduled
         #: Called when a slot frees up (the worker resumes accepting).
         self.on_release: Callable[[], None] | None = None
         self.errors = ErrorStream()
@@ -171,22 +171,45 @@ class WSGIAdapter:
         return WSGIExchange(self, request, channel)
 
     def submit(self, exchange: WSGIExchange) -> None:
-        """Run `exchange` now if a slot is free, else when one is."""
-        if self.running < self.threads:
+        """Run `exchange` now if a slot is free, else when one is (after
+        the calls already waiting)."""
+        if self.running < self.threads and not self.waiting:
             self.running += 1
             exchange.run()
         else:
             self.waiting.append(exchange)
 
     def release(self) -> None:
+        """A call ended. The next waiting call starts on a later turn of the
+        loop, never inside this one: handing over inside would nest each
+        call in the last one's frames (a long queue overflows the stack),
+        and the loop would read no socket and expire no deadline until the
+        whole queue had run."""
         self.running -= 1
-        while self.waiting and self.running < self.threads:
-            exchange = self.waiting.popleft()
-            if not exchange.gone:
-                self.running += 1
-                exchange.run()
-            else:
+        if self.waiting:
+            self._schedule_hand_off()
+        elif self.on_release is not None:
+            self.on_release()
+
+    def _schedule_hand_off(self) -> None:
+        if not self._handing_off:
+            self._handing_off = True
+            self.loop.call_soon(self._hand_off)
+
+    def _hand_off(self) -> None:
+        self._handing_off = False
+        waiting = self.waiting
+        while waiting and self.running < self.threads:
+            exchange = waiting.popleft()
+            if exchange.gone:
                 exchange._discard_spool()  # never called: its body goes too
+                continue
+            self.running += 1
+            exchange.run()
+            if self.pool is None:
+                break  # inline: one call per turn of the loop
+        if waiting and self.running < self.threads:
+            self._schedule_hand_off()
         if self.on_release is not None and self.running < self.threads:
             self.on_release()
 
@@ -245,11 +268,11 @@ class WSGIExchange:
     # -- the request body, read by the event loop -------------------------
 
     def feed_body(self, data: bytes) -> None:
+        self._size += len(data)
         if self._spool is not None:
             self._spool.write(data)
             return
         self._chunks.append(data)
-        self._size += len(data)
         if self._size > self.adapter.spool_size:
             spool = self._spool = tempfile.TemporaryFile()
             spool.writelines(self._chunks)
@@ -269,6 +292,10 @@ class WSGIExchange:
         if self._started:
             self.adapter.submit(self)
 
+    def input_closed(self) -> None:
+        """Nothing to do: the body was read before the call, and the
+        response is written whatever the client does with its side."""
+
     def client_gone(self) -> None:
         self.gone = True
         if not self._started or not self._complete:
@@ -280,12 +307,10 @@ class WSGIExchange:
 
     def start(self) -> None:
         self._started = True
-        request = self.request
-        if request.expect_continue and not self._complete:
+        if self.request.expect_continue and not self._complete:
             # The server reads the body for the application before calling
             # it, so this is the moment the body is wanted (RFC 9110 s10.1.1).
-            request.expect_continue = False
-            self.channel.write(_CONTINUE)
+            self.channel.send_continue()
         if self._complete:
             self.adapter.submit(self)
 
@@ -355,6 +380,11 @@ class WSGIExchange:
                 environ[key] += "," + text
             else:
                 environ[key] = text
+        if request.chunked:
+            # The whole body is read before the call, so its length is known:
+            # frameworks that trust only CONTENT_LENGTH (Django, Falcon)
+            # would otherwise read nothing of a chunked body.
+            environ["CONTENT_LENGTH"] = str(self._size)
         return environ
 
     def _connection_environ(self) -> dict[str, Any]:
@@ -392,7 +422,8 @@ class WSGIExchange:
         pairs = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         try:
             self._writer = ResponseWriter(
-                int(status[:3]), pairs, self.request, self.adapter.server_header
+                int(status[:3]), pairs, self.request, self.adapter.server_header,
+                self.channel.keep_alive,
             )
         except ResponseError as exc:
             log.error("response refused: %s", exc)

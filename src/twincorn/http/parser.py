@@ -103,6 +103,20 @@ class RequestHandler(Protocol):
     def on_request_complete(self) -> None: ...
 
 
+class _Detached:
+    """The handler of a parser whose connection is gone: hears nothing."""
+
+    def on_request(self, request: Request) -> None: ...
+
+    def on_body(self, data: bytes) -> None: ...
+
+    def on_request_complete(self) -> None: ...
+
+
+_DETACHED = _Detached()
+_DETACHED_REQUEST = Request()
+
+
 class RequestParser:
     """Parses the requests of one connection, in order."""
 
@@ -122,6 +136,7 @@ class RequestParser:
         "_policy",
         "_request",
         "_url",
+        "messages",
         "state",
     )
 
@@ -148,6 +163,8 @@ class RequestParser:
         self._body_bytes = 0
         #: Read it, never write it: see ParserState for the legal moves.
         self.state = IDLE
+        #: Requests begun on this connection (a head's first byte counts).
+        self.messages = 0
 
     def feed(self, data: bytes) -> None:
         """Parse `data`; raise ProtocolError if the request must be refused."""
@@ -187,6 +204,7 @@ class RequestParser:
 
     def on_message_begin(self) -> None:
         self.state = HEAD
+        self.messages += 1
         self._request = Request()
         self._url = b""
         self._fields = []
@@ -312,6 +330,17 @@ class RequestParser:
         """Parse nothing more on this connection (the driver refused a
         request, or is closing): every later byte is ignored."""
         self.state = CLOSED
+
+    def release(self) -> None:
+        """The connection is gone: drop the references that make cycles
+        (handler -> parser -> llhttp -> parser), so that reference counting
+        frees the connection at once rather than the garbage collector later."""
+        self.state = CLOSED
+        self._handler = _DETACHED
+        if hasattr(self, "_parser"):
+            del self._parser  # feed() is never called again: the state is CLOSED
+        self._request = _DETACHED_REQUEST
+        self._fields = []
 
     def _fail(self, status: int, reason: str) -> ProtocolError:
         self.state = CLOSED

@@ -142,6 +142,11 @@ class ResponseWriter:
     included the first time. The head waits for the first non-empty piece,
     so a response given in one piece gets a Content-Length rather than
     chunked framing.
+
+    `keep_alive` is the connection's side of the decision (False once the
+    server is stopping, say); the request's side (Connection: close,
+    HTTP/1.0) and the application's (its own Connection: close) are added
+    here, and `self.keep_alive` is the outcome the head announces.
     """
 
     __slots__ = (
@@ -165,11 +170,12 @@ class ResponseWriter:
         headers: Iterable[tuple[bytes, bytes]],
         request: Request,
         server: bytes = b"",
+        keep_alive: bool = True,
     ) -> None:
         if not isinstance(status, int) or not 100 <= status <= 599:
             raise ResponseError(f"invalid status code {status!r}")
         self.status = status
-        self.keep_alive = request.keep_alive
+        self.keep_alive = keep_alive and request.keep_alive
         self.finished = False
         self.bytes_sent = 0  # body bytes, for the access log
         self._declared: int | None = None
@@ -274,8 +280,12 @@ class ResponseWriter:
             else:
                 self._chunked = True
                 head.append(b"transfer-encoding: chunked\r\n")
-        elif length is not None and status >= 200 and status not in (204, 304):
-            head.append(b"content-length: %d\r\n" % length)  # HEAD, as GET would
+        elif length and status >= 200 and status not in (204, 304):
+            # HEAD, given the body GET would send: its length, as GET would
+            # say. An empty body says nothing of GET's, whose length is not
+            # known without making it: RFC 9110 section 9.3.2 lets it be
+            # left out, and a wrong "0" would mislead caches and clients.
+            head.append(b"content-length: %d\r\n" % length)
         if not self.keep_alive:
             head.append(b"connection: close\r\n")
         elif self._http10:

@@ -275,6 +275,10 @@ async def respond_json(send: Send, status: int, data: Any) -> None:
 # -- serving it ------------------------------------------------------------
 
 
+#: After the UI closes, how long its connections get to finish what they send.
+_IDLE_GRACE = 1.0
+
+
 class WebUIServer:
     """The web UI and its load runs on one event loop (the running one)."""
 
@@ -309,6 +313,10 @@ class WebUIServer:
     async def _shutdown(self) -> None:
         await self.control.close()
         self.server.stop()
+        # The streams have ended: what is left are idle keep-alive
+        # connections, which a graceful stop would keep for their whole
+        # keep-alive time. Nobody will use them again: close them soon.
+        self.loop.call_later(_IDLE_GRACE, self.server.stop, True)
 
 
 def serve_ui(plan: LoadPlan, scenario: Any, host: str = "127.0.0.1", port: int = 8089) -> int:

@@ -112,7 +112,8 @@ class Arbiter:
         self._wakeup: tuple[int, int] | None = None
         self._ages = 0
         self._ever_ready = False
-        self._to_replace: list[int] = []  # workers a HUP is replacing, oldest first
+        # Workers being replaced one by one (a HUP, a reload, a recycling limit).
+        self._to_replace: list[int] = []
         self._deaths: deque[float] = deque()
         self._spawn_delay = 0.0
         self._next_spawn = 0.0
@@ -459,6 +460,11 @@ class Arbiter:
         for record in list(self.workers.values()):
             if record.ready:
                 self._ever_ready = True
+            if (record.heartbeat.replacement_asked and not record.retiring
+                    and record.pid not in self._to_replace):
+                log.info("worker %d reached a recycling limit: starting its successor",
+                         record.pid)
+                self._to_replace.append(record.pid)
             if record.aborted_at:
                 if now - record.aborted_at > _ABORT_GRACE:
                     self._kill(record.pid, signal.SIGKILL)

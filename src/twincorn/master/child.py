@@ -16,7 +16,9 @@ After fork, in the worker, `worker_main`:
 3. runs one event-loop Worker on the inherited sockets. Its loop beats the
    heartbeat once a second from the start of serving, and stops the worker
    if the master disappears. TERM stops it gracefully; INT and QUIT quickly;
-   USR1 reopens the log files;
+   USR1 reopens the log files. At a recycling limit it asks the master,
+   through the heartbeat, for a successor, and serves on until the master
+   stops it (TERM) once the successor serves;
 4. runs the worker_exit hook.
 
 The worker never returns into the master's code: `worker_main` ends in
@@ -63,7 +65,8 @@ def worker_main(arbiter: Arbiter, record: WorkerRecord) -> None:
         set_title(f"worker [{app_label(config, app)}]")
         arbiter.hook("post_fork", arbiter, record)
         status = run_worker(
-            config, app, arbiter.sockets, heartbeat=record.heartbeat.beat, parent_pid=arbiter.pid
+            config, app, arbiter.sockets, heartbeat=record.heartbeat.beat,
+            parent_pid=arbiter.pid, ask_replacement=record.heartbeat.ask_replacement,
         )
         arbiter.hook("worker_exit", arbiter, record)
     except BaseException:

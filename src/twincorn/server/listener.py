@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -19,6 +20,27 @@ from collections.abc import Callable
 from twincorn.config import UPGRADE_ENV
 
 log = logging.getLogger("twincorn.error")
+
+# Out of file descriptors: accepting pauses this long, while room is made.
+_EXHAUSTED_PAUSE = 0.1
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def raise_descriptor_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit
+    (as nginx's worker_rlimit_nofile and Go's runtime do): the soft 1024
+    of many systems caps a worker far below --worker-connections. The
+    limit now in force, or 0 where it cannot be known."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 # The unix: socket files this process owns, removed again by release().
@@ -190,7 +212,13 @@ def describe(sock: socket.socket) -> str:
 
 
 class Listener:
-    """Accepts connections on some sockets, pausing while `busy()` is true."""
+    """Accepts connections on some sockets, pausing while `busy()` is true.
+
+    Out of file descriptors (EMFILE), the listening socket stays readable
+    and a plain accept loop would spin: accepting pauses for a moment
+    instead, and `make_room()` closes the connections that made the least
+    progress.
+    """
 
     def __init__(
         self,
@@ -198,14 +226,17 @@ class Listener:
         sockets: list[socket.socket],
         protocol_factory: Callable[[], asyncio.Protocol],
         busy: Callable[[], bool],
+        make_room: Callable[[], bool] | None = None,
     ) -> None:
         self.loop = loop
         self.sockets = sockets
         self.factory = protocol_factory
         self.busy = busy
+        self.make_room = make_room
         self.accepting = False
         self.closed = False
         self.pending: set[asyncio.Task[object]] = set()
+        self._exhausted: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         if not self.accepting:
@@ -222,8 +253,20 @@ class Listener:
     def resume(self) -> None:
         """Called when a slot frees up (maybe after close(), by an app
         call that outlived the graceful stop: then nothing is reopened)."""
-        if not self.accepting and not self.closed and not self.busy():
+        if (not self.accepting and not self.closed and self._exhausted is None
+                and not self.busy()):
             self.start()
+
+    def _out_of_descriptors(self, exc: OSError) -> None:
+        log.warning("accept() failed: %s; making room", exc.strerror or exc)
+        self.pause()
+        if self.make_room is not None:
+            self.make_room()
+        self._exhausted = self.loop.call_later(_EXHAUSTED_PAUSE, self._retry)
+
+    def _retry(self) -> None:
+        self._exhausted = None
+        self.resume()
 
     def take_backlog(self) -> None:
         """Before a graceful stop: accept what is already queued in the
@@ -240,8 +283,11 @@ class Listener:
                 conn, _addr = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE and friends: log, try later
-                log.warning("accept() failed: %s", exc)
+            except OSError as exc:
+                if exc.errno in _OUT_OF_DESCRIPTORS:
+                    self._out_of_descriptors(exc)
+                else:  # ECONNABORTED and the like: that one connection is gone
+                    log.debug("accept() failed: %s", exc)
                 return
             conn.setblocking(False)
             if conn.family != socket.AF_UNIX:
@@ -270,6 +316,9 @@ class Listener:
 
     def close(self) -> None:
         self.closed = True
+        if self._exhausted is not None:
+            self._exhausted.cancel()
+            self._exhausted = None
         self.pause()
         for sock in self.sockets:
             sock.close()

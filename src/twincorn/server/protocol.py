@@ -1,42 +1,108 @@
-"""One HTTP/1.1 connection: bytes in and out, timers, flow control.
+"""One HTTP/1.1 connection: bytes in and out, deadlines, flow control.
 
-The driver feeds received bytes to the core's RequestParser and queues the
-requests it reports. Requests are answered strictly in order (pipelining,
-RFC 9112 section 9.3.2): the next one starts only when the current
-response is complete. The application side of each request is an Exchange
-made by the adapter; the exchange reaches back through this object, which
+Theory of operation
+-------------------
+asyncio calls the driver (`HttpConnection`, one per accepted socket) with what
+the socket does: `data_received`, `eof_received` (the client's FIN),
+`connection_lost`, `pause_writing` and `resume_writing` (the send buffer).
+Received bytes go to the core's RequestParser, which reports requests; for
+each, the adapter makes an Exchange, queued in order. Requests are answered
+strictly in order (pipelining, RFC 9112 section 9.3.2): the next one starts
+when the current response is complete, and not while the client leaves what
+we wrote unread. The exchange reaches back through this object, which
 implements the Channel contract of twincorn.exchange.
 
-Deadlines are kept as plain numbers checked by the worker's once-a-second
-sweep (WorkerState.sweep): setting one costs an assignment, not a timer.
+The connection's life, `Phase`:
+
+    OPEN    -> CLOSING  we end it while the client may still be sending: our
+                        FIN goes out after what is queued, and whatever comes
+                        is read and dropped until the client's FIN, for at
+                        most LINGER_SECONDS (RFC 9112 section 9.6: closing at
+                        once could reset the connection before the client
+                        read our last response)
+    OPEN    -> CLOSED   we end it after the client's FIN, or abort it
+    CLOSING -> CLOSED   the client's FIN came, or the linger ran out
+    any     -> LOST     connection_lost: nothing more happens, and every
+                        reference to other objects is dropped, so that the
+                        connection is freed at once by reference counting
+
+What the client owes us is an input deadline, `Deadline`: a request (IDLE:
+the first, or the next on a kept-alive connection), the rest of a head
+(HEAD, from its first byte), of a body (BODY, and DRAIN for the unread body
+of a request already answered: silence, and a minimum rate), or its FIN
+(LINGER). NONE while the application has the turn. The output deadline
+(`_send_due`) bounds how long the client may leave our bytes unread. All are
+plain numbers checked by the worker's once-a-second sweep (WorkerState.sweep):
+setting one costs an assignment, not a timer. No input deadline runs while we
+stopped reading ourselves, and none fires while bytes wait unread in the
+socket (after a long blocking call, the sweep may run before the loop reads).
+
+When the worker is full (--worker-connections), the connections that made
+the least progress are shed to make room (`shed_rank`, WorkerState.make_room).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
+import select
 from collections import deque
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from twincorn.http import ProtocolError, Request, RequestParser, encode_error_response
-from twincorn.http.parser import BODY, CLOSED, HEAD, IDLE
+from twincorn.http import ParserState, ProtocolError, Request, RequestParser
+from twincorn.http.response import encode_error_response, informational
+from twincorn.server.state import FRESH_SECONDS
 
 if TYPE_CHECKING:
     from twincorn.exchange import Exchange
     from twincorn.server.state import WorkerState
 
-from twincorn.server.state import FRESH_SECONDS
-
 log = logging.getLogger("twincorn.error")
 
-# What a deadline, once passed, means.
-_IDLE, _HEAD, _BODY = 1, 2, 3
+
+class Phase(enum.Enum):
+    """The connection's life; see the module's docstring for the moves."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    LOST = "lost"
+
+
+class Deadline(enum.Enum):
+    """What the input deadline waits for; its expiry means what it says."""
+
+    NONE = "none"  # the application has the turn
+    IDLE = "idle"  # a request: the connection is closed
+    HEAD = "head"  # the rest of a head, since its first byte: 408
+    BODY = "body"  # more of a body the application waits for: 408
+    DRAIN = "drain"  # more of an answered request's body: closed
+    LINGER = "linger"  # the client's FIN after ours: closed
+
+
+# Read on every request: module constants rather than Enum look-ups.
+_OPEN, _CLOSING, _CLOSED, _LOST = Phase.OPEN, Phase.CLOSING, Phase.CLOSED, Phase.LOST
+_NONE, _IDLE, _HEAD, _BODY = Deadline.NONE, Deadline.IDLE, Deadline.HEAD, Deadline.BODY
+_DRAIN, _LINGER = Deadline.DRAIN, Deadline.LINGER
+_P_IDLE, _P_HEAD, _P_BODY, _P_CLOSED = (
+    ParserState.IDLE, ParserState.HEAD, ParserState.BODY, ParserState.CLOSED)
+
 # WorkerState.now is the time of the last sweep, up to one sweep interval
 # (a second) behind the real time. Deadlines are counted from one interval
 # later, so that a timeout never fires early (timeout_keep_alive=1 would
 # otherwise close a connection idle for a tenth of a second); a deadline may
 # fire up to two intervals late instead.
 _LAG = 1.0
+#: How long a closing connection waits for the client's FIN (nginx's
+#: lingering_timeout is 5 s; most clients close at once on our FIN).
+LINGER_SECONDS = 2.0
+_CONTINUE = informational(100)
+# shed_rank's tiers: waiting on the client in the middle of something, then
+# idle between requests; within a tier, the longest waiting first.
+_TIER = 1e12
+# poll() takes any descriptor (select() stops at 1024); Windows lacks it.
+_poll = getattr(select, "poll", None)
 
 
 def _address(info: Any) -> tuple[str, int] | None:
@@ -56,22 +122,28 @@ class HttpConnection(asyncio.Protocol):
         self.scheme = "http"
         self.adapter_state: Any = None
         self.parser = RequestParser(self, state.policy)
+        self._phase = _OPEN
         self._pending: deque[Exchange] = deque()
         self._current: Exchange | None = None
         self._parsing: Exchange | None = None  # where body bytes go
         self._draining = 0  # >0: bytes of an answered request's body discarded
         self._error: ProtocolError | None = None  # to answer once in-flight ends
+        self._continue_sent = False  # 100 Continue went out for the current request
         self._eof = False  # the client shut down its sending side
-        self._closed = False
-        self._lost = False  # connection_lost was called
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        # Why reading is off: the exchange holds the body back, or we want
+        # no more requests for now (pipeline full, or refused).
+        self._hold_body = False
+        self._hold_requests = False
         self._reading_paused = False
         self._in_run_next = False
         self._requests = 0  # requests parsed on this connection
-        self._fresh = False  # counted in WorkerState.fresh
+        self._fresh: asyncio.TimerHandle | None = None  # counted in WorkerState.fresh
+        self._deadline_kind = _NONE
         self._deadline = 0.0
-        self._deadline_kind = 0
+        self._since = 0.0  # when the current wait on the client began
+        self._send_due = 0.0  # 0: writing is not paused
         self._started = 0.0
 
     # -- asyncio.Protocol ---------------------------------------------------
@@ -85,84 +157,111 @@ class HttpConnection(asyncio.Protocol):
         state = self.state
         state.connections.add(self)
         state.fresh += 1
-        self._fresh = True
-        state.loop.call_later(FRESH_SECONDS, self._settled)
-        if len(state.connections) > state.max_connections:
-            log.warning("connection limit (%d) reached: 503", state.max_connections)
-            self._send_error(ProtocolError(503, "too many connections"))
-            return
+        self._fresh = state.loop.call_later(FRESH_SECONDS, self._settled)
         self._set_deadline(_IDLE, state.timeouts.keep_alive)
+        if state.full and not state.make_room():
+            log.warning("connection limit (%d) reached, every connection busy: 503",
+                        state.max_connections)
+            self._send_error(ProtocolError(503, "too many connections"))
 
     def data_received(self, data: bytes) -> None:
+        if self._phase is not _OPEN:
+            return  # closing: read and dropped until the client's FIN
         parser = self.parser
-        if parser.state is IDLE:
-            self._set_deadline(_HEAD, self.state.timeouts.request_head)
+        begun = parser.messages
         try:
             parser.feed(data)
         except ProtocolError as exc:
             self._refuse(exc)
             return
-        state = parser.state
-        if state is BODY:
-            self._set_deadline(_BODY, self.state.timeouts.request_body)
-        elif state is not HEAD:
-            self._deadline_kind = 0
+        parsed = parser.state
+        if parsed is _P_HEAD:
+            if parser.messages != begun or self._deadline_kind is not _HEAD:
+                self._set_deadline(_HEAD, self.state.timeouts.request_head)
+        elif parsed is _P_BODY:
+            self._body_progress(len(data))
+        elif self._current is None and not self._pending:
+            self._finish_idle()  # e.g. the drained body of an answered request ended
+        else:
+            self._deadline_kind = _NONE  # the application's turn
         if self._current is None and self._pending:
             self._run_next()
         elif len(self._pending) >= self.state.max_pipeline:
-            self.pause_reading()
+            self._hold_requests = True
+            self._apply_reading()
 
     def eof_received(self) -> bool:
         # A half-close is not an abort: the client may still be reading, so
         # every response owed is written before the connection closes.
         self._eof = True
-        state = self.parser.state
-        if state is HEAD:
+        if self._phase is _CLOSING:
+            self._close()  # the FIN that ends the linger
+            return True
+        if self._phase is not _OPEN:
+            return True
+        parsed = self.parser.state
+        if parsed is _P_HEAD:
             self._refuse(ProtocolError(400, "request head cut short"))
-        elif state is BODY and self._draining:
+        elif parsed is _P_BODY and self._draining:
             self._close()
-        elif state is BODY:
+        elif parsed is _P_BODY:
             self._refuse(ProtocolError(400, "request body cut short"))
         elif self._current is None and not self._pending:
             self._close()
+        else:
+            # Complete requests are owed responses. Their applications hear
+            # that no more input comes: one waiting in receive() for the
+            # client to leave (SSE, long polling) learns it now.
+            if self._current is not None:
+                self._current.input_closed()
+            for exchange in self._pending:
+                exchange.input_closed()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = self._lost = True
-        self.state.connections.discard(self)
-        if self._fresh:
-            self._settled()
-        self._deadline_kind = 0
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drain_waiters.clear()
-        current, self._current = self._current, None
+        state = self.state
+        if self._phase is not _OPEN:
+            state.leaving -= 1
+        self._phase = _LOST
+        state.connections.discard(self)
+        self._settled()
+        self._deadline_kind = _NONE
+        self._send_due = 0.0
+        self._wake_drainers()
+        current, parsing, pending = self._current, self._parsing, list(self._pending)
+        self._current = self._parsing = None
         self._pending.clear()
         if current is not None:
             current.client_gone()
-        elif self._parsing is not None:
-            self._parsing.client_gone()
-        self._parsing = None
+        if parsing is not None and parsing is not current:
+            parsing.client_gone()
+        for exchange in pending:
+            if exchange is not parsing:
+                exchange.client_gone()  # never started: it lets its body go
+        # No cycle is left (see the module's docstring, LOST).
+        self.parser.release()
+        self.transport = None
+        self.adapter_state = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        send = self.state.timeouts.send
+        if send:
+            self._send_due = self.state.now + _LAG + send
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drain_waiters.clear()
+        self._send_due = 0.0
+        self._wake_drainers()
+        if self._current is None and self._pending and self._phase is _OPEN:
+            self._run_next()  # held back while the client did not read
 
     # -- RequestHandler (called by the parser) ------------------------------
 
     def on_request(self, request: Request) -> None:
-        if self._fresh:
+        if self._fresh is not None:
             self._settled()
         self._requests += 1
-        if self.state.stopping:
-            request.keep_alive = False  # the response says Connection: close
         exchange = self.state.adapter.new_exchange(request, self)
         self._parsing = exchange
         self._pending.append(exchange)
@@ -178,6 +277,11 @@ class HttpConnection(asyncio.Protocol):
 
     def on_request_complete(self) -> None:
         parsing, self._parsing = self._parsing, None
+        if self._hold_body:
+            # The exchange held back its own body, which is whole now: the
+            # next request's bytes are no business of its buffer.
+            self._hold_body = False
+            self._apply_reading()
         if self._draining:
             self._draining = 0
         elif parsing is not None:
@@ -189,6 +293,30 @@ class HttpConnection(asyncio.Protocol):
     # -- Channel (called by the exchange) -----------------------------------
 
     @property
+    def keep_alive(self) -> bool:
+        if self._phase is not _OPEN:
+            return False
+        if self.state.stopping and not self._pending:
+            # RFC 9112 section 9.6: the close is announced on a response. A
+            # request queued behind this one is still answered first.
+            return False
+        current = self._current
+        # RFC 9110 section 10.1.1: the client waits for 100 Continue before
+        # sending the body; without it, the body may or may not follow, so
+        # the next request cannot be found: close after this response.
+        return current is None or not (
+            current.request.expect_continue and not self._continue_sent
+            and self._parsing is current
+        )
+
+    def send_continue(self) -> None:
+        current = self._current
+        if (current is not None and current.request.expect_continue
+                and not self._continue_sent and self._phase is _OPEN):
+            self._continue_sent = True
+            self.write(_CONTINUE)
+
+    @property
     def write_paused(self) -> bool:
         # A transport that is closing (the client reset the connection, or
         # it was aborted) drops what it is given and never pauses: until
@@ -197,12 +325,12 @@ class HttpConnection(asyncio.Protocol):
         return self._write_paused or (transport is not None and transport.is_closing())
 
     def write(self, data: bytes) -> None:
-        if not self._closed and self.transport is not None:
+        if self._phase is _OPEN and self.transport is not None:
             self.transport.write(data)
 
     def drain(self) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = self.state.loop.create_future()
-        if not self._lost and self.write_paused:
+        if self._phase is not _LOST and self.write_paused:
             self._drain_waiters.append(waiter)
         else:
             waiter.set_result(None)
@@ -211,7 +339,7 @@ class HttpConnection(asyncio.Protocol):
     async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
         loop = self.state.loop
         transport = self.transport
-        if transport is None or self._closed:
+        if transport is None or self._phase is not _OPEN:
             return
         try:
             await loop.sendfile(transport, file, offset, count)
@@ -219,7 +347,7 @@ class HttpConnection(asyncio.Protocol):
         except NotImplementedError:
             pass  # uvloop has no sendfile: read and write in blocks instead
         file.seek(offset)
-        while count > 0 and not self._closed:
+        while count > 0 and self._phase is _OPEN:
             block = file.read(min(count, 1 << 16))
             if not block:
                 break
@@ -229,39 +357,24 @@ class HttpConnection(asyncio.Protocol):
                 await self.drain()
 
     def pause_reading(self) -> None:
-        if not self._reading_paused and not self._closed and self.transport:
-            self._reading_paused = True
-            self.transport.pause_reading()
+        self._hold_body = True
+        self._apply_reading()
 
     def resume_reading(self) -> None:
-        if self._reading_paused and not self._closed and self.transport:
-            if len(self._pending) < self.state.max_pipeline:
-                self._reading_paused = False
-                self.transport.resume_reading()
+        self._hold_body = False
+        self._apply_reading()
 
     def response_complete(self, keep_alive: bool) -> None:
         exchange, self._current = self._current, None
-        if exchange is None or self._closed:
+        if exchange is None or self._phase is not _OPEN:
             return
         state = self.state
         state.served += 1
         if state.access_log is not None:
             state.access_log(self, exchange, state.loop.time() - self._started)
-        request = exchange.request
         if self._parsing is exchange and self._error is None:
-            # The application answered without reading the whole body. If
-            # 100 Continue was never sent the client may not send the body
-            # at all (RFC 9110 section 10.1.1), so framing is lost: close.
-            # Otherwise the rest is read and thrown away, up to a limit.
-            if request.expect_continue:
-                keep_alive = False
-            elif request.content_length is not None:
-                keep_alive = keep_alive and request.content_length <= state.drain_limit
-            self._draining = 1
-            # The exchange may have paused reading (its buffer was full);
-            # nobody would ever resume it, and the drain would stall.
-            self.resume_reading()
-        keep_alive = keep_alive and not state.stopping
+            keep_alive = self._drain_unread(exchange.request, keep_alive)
+        self._continue_sent = False
         if self._pending and keep_alive:
             self._run_next()
         elif self._error is not None and (keep_alive or exchange.status == 0):
@@ -271,37 +384,79 @@ class HttpConnection(asyncio.Protocol):
         else:
             self._finish_idle()
 
-    def shutdown(self) -> None:
-        """A graceful stop began: close when idle, else after this response.
-
-        A connection that has not sent its first request yet (one just taken
-        from the listen queue) gets a second to send it: closing it at once
-        would fail a client that did nothing wrong.
-        """
-        if self._current is None and not self._pending:
-            if self._requests or self.parser.state is not IDLE:
-                if self.parser.state is IDLE:
-                    self._close()
-                return
-            self._deadline_kind = _IDLE
-            self._deadline = self.state.now + _LAG + 1.0
-            return
-        for exchange in (self._current, *self._pending):
-            if exchange is not None:
-                exchange.request.keep_alive = False
-
     def abort(self) -> None:
-        self._closed = True
-        if self.transport is not None:
-            self.transport.abort()
+        transport = self.transport
+        if self._phase is _LOST or transport is None:
+            return
+        self._leave(_CLOSED)
+        transport.abort()
+
+    # -- what the worker asks -----------------------------------------------
+
+    def check_deadline(self, now: float) -> None:
+        """Called by the sweep: act on a passed deadline."""
+        if self._send_due and now >= self._send_due:
+            log.debug("%s left our response unread for %g s: aborted", self.client,
+                      self.state.timeouts.send)
+            self.abort()
+            return
+        kind = self._deadline_kind
+        if kind is _NONE or now < self._deadline:
+            return
+        if kind is not _LINGER and self._reading_paused:
+            return  # we stopped reading: not the client's fault (re-armed on resume)
+        if kind is not _LINGER and self._unread_input():
+            # The loop has not read what the client sent (it was blocked):
+            # the client kept its side; look again at the next sweep.
+            self._deadline = now
+            return
+        self._deadline_kind = _NONE
+        if kind is _IDLE or kind is _DRAIN:
+            self._close()
+        elif kind is _HEAD:
+            self._refuse(ProtocolError(408, "request head not received in time"))
+        elif kind is _BODY:
+            self._refuse(ProtocolError(408, "request body not received in time"))
+        else:  # _LINGER
+            self._finish_linger()
+
+    def shed_rank(self) -> float | None:
+        """Where this connection stands when the worker must make room:
+        lower goes first; None, never (the application has the turn, or the
+        connection is brand new: most likely the newcomer's own kind)."""
+        if self._phase is not _OPEN:
+            return None  # leaving already: it no longer counts
+        if self._write_paused:
+            return _TIER + self._since  # not reading what we send
+        kind = self._deadline_kind
+        if kind is _HEAD or kind is _BODY or kind is _DRAIN:
+            return _TIER + self._since  # in the middle of a request, slowly
+        if kind is _IDLE:
+            if self._requests:
+                return 2 * _TIER + self._since  # idle between requests
+            if self._fresh is None:
+                return _TIER + self._since  # connected, and silent since
+        return None
+
+    def shed(self) -> None:
+        """Close to make room (WorkerState.make_room chose this one)."""
+        kind = self._deadline_kind
+        if self._phase is not _OPEN or self._write_paused:
+            self.abort()
+        elif kind is _HEAD or kind is _BODY:
+            self._refuse(ProtocolError(503, "the server is full: slowest connections closed"))
+        else:
+            self._close()
 
     # -- internals ----------------------------------------------------------
 
     def _settled(self) -> None:
         """The connection sent its first request, went away, or stayed
         quiet for FRESH_SECONDS: it no longer counts as taking a slot."""
-        if self._fresh:
-            self._fresh = False
+        fresh = self._fresh
+        if fresh is not None:
+            self._fresh = None
+            fresh.cancel()  # drops its reference to this connection
             state = self.state
             state.fresh -= 1
             if state.on_room is not None:
@@ -312,39 +467,119 @@ class HttpConnection(asyncio.Protocol):
             return  # the loop below, further up the stack, will see it
         self._in_run_next = True
         try:
-            while self._current is None and self._pending and not self._closed:
+            while (self._current is None and self._pending and self._phase is _OPEN
+                   and not self._write_paused):
                 exchange = self._current = self._pending.popleft()
                 if self.state.access_log is not None:
                     self._started = self.state.loop.time()
                 exchange.start()
-            if self._reading_paused and len(self._pending) < self.state.max_pipeline:
-                self.resume_reading()
+            if self._hold_requests and len(self._pending) < self.state.max_pipeline:
+                if self._error is None:
+                    self._hold_requests = False
+                    self._apply_reading()
         finally:
             self._in_run_next = False
         # An exchange that completed inside start() went through
         # response_complete, which already decided what comes next.
 
+    def _drain_unread(self, request: Request, keep_alive: bool) -> bool:
+        """The application answered without reading the whole body. If 100
+        Continue was never sent, the client may not send the body at all
+        (RFC 9110 section 10.1.1), so framing is lost: close. Otherwise the
+        rest is read and thrown away, up to --drain-limit."""
+        if request.expect_continue and not self._continue_sent:
+            keep_alive = False
+        elif request.content_length is not None:
+            keep_alive = keep_alive and request.content_length <= self.state.drain_limit
+        self._draining = 1
+        if self._deadline_kind is _BODY:
+            self._deadline_kind = _DRAIN
+        # The exchange may have held the body back (its buffer was full);
+        # nobody would let it go again, and the drain would stall.
+        self._hold_body = False
+        self._apply_reading()
+        return keep_alive
+
     def _finish_idle(self) -> None:
         """Nothing in flight: answer a pending error, close, or wait."""
         if self._error is not None:
             self._send_error(self._error)
-        elif self._eof or self.parser.state is CLOSED:
+        elif self._eof or self.parser.state is _P_CLOSED:
             self._close()
-        elif self.parser.state is IDLE:
-            self._deadline_kind = _IDLE
-            self._deadline = self.state.now + _LAG + self.state.timeouts.keep_alive
+        elif self.parser.state is _P_IDLE and not self._draining:
+            self._set_deadline(_IDLE, self.state.timeouts.keep_alive)
+
+    def _body_progress(self, size: int) -> None:
+        """Body bytes came: a deadline of silence, which also asks a
+        minimum rate once the first `request_body` seconds are spent (each
+        byte buys 1/rate seconds; a trickle soon runs out)."""
+        timeouts = self.state.timeouts
+        kind = _DRAIN if self._draining else _BODY
+        silence = self.state.now + _LAG + timeouts.request_body
+        if self._deadline_kind is not kind:
+            self._deadline_kind = kind
+            self._since = self.state.now
+            self._deadline = silence
+        elif timeouts.min_body_rate:
+            bought = self._deadline + size / timeouts.min_body_rate
+            self._deadline = silence if silence < bought else bought
+        else:
+            self._deadline = silence
+
+    def _unread_input(self) -> bool:
+        """Are bytes (or the client's FIN) waiting in the socket, unread?"""
+        transport = self.transport
+        if transport is None or self._reading_paused:
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None or _poll is None:
+            return False
+        try:
+            poller = _poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return False
+
+    def _apply_reading(self) -> None:
+        """Read, or not, as the holds say (a closing connection always
+        reads: it must see the client's FIN)."""
+        transport = self.transport
+        if transport is None or self._phase is _LOST or self._phase is _CLOSED:
+            return
+        wanted = self._phase is _CLOSING or not (self._hold_body or self._hold_requests)
+        if wanted and self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+            if self._deadline_kind is not _NONE and self._deadline_kind is not _LINGER:
+                # The time we were not reading is not the client's: start over.
+                self._set_deadline(self._deadline_kind, self._timeout_of(self._deadline_kind))
+        elif not wanted and not self._reading_paused:
+            self._reading_paused = True
+            transport.pause_reading()
+
+    def _timeout_of(self, kind: Deadline) -> float:
+        timeouts = self.state.timeouts
+        if kind is _IDLE:
+            return timeouts.keep_alive
+        if kind is _HEAD:
+            return timeouts.request_head
+        return timeouts.request_body
 
     def _refuse(self, error: ProtocolError) -> None:
         """Answer `error` once the responses already owed are written."""
         log.debug("refused request from %s: %s", self.client, error)
         self._error = error
+        self._deadline_kind = _NONE  # what comes now is ours to do
         self.parser.close()
-        self.pause_reading()
+        self._hold_requests = True
+        self._apply_reading()
         parsing, self._parsing = self._parsing, None
         if parsing is not None and parsing is not self._current:
             # A pipelined request that never started: it is not answered.
             if parsing in self._pending:
                 self._pending.remove(parsing)
+            parsing.client_gone()
         elif parsing is not None:
             parsing.client_gone()  # it ends with response_complete()
             return
@@ -361,27 +596,45 @@ class HttpConnection(asyncio.Protocol):
         self._close()
 
     def _close(self) -> None:
-        if not self._closed and self.transport is not None:
-            self._closed = True
-            self.transport.close()  # writes what is buffered, then closes
-
-    def _set_deadline(self, kind: int, seconds: float) -> None:
-        self._deadline_kind = kind
-        self._deadline = self.state.now + _LAG + seconds
-
-    def check_deadline(self, now: float) -> None:
-        """Called by the sweep: act on a passed deadline."""
-        kind = self._deadline_kind
-        if not kind or now < self._deadline:
+        """End the connection once what is queued is written: at once if the
+        client is done sending, else through CLOSING (the linger)."""
+        transport = self.transport
+        if transport is None or self._phase is _CLOSED or self._phase is _LOST:
             return
-        self._deadline_kind = 0
-        if kind == _IDLE:
-            self._close()
-        elif kind == _HEAD:
-            self._refuse(ProtocolError(408, "request head not received in time"))
-        elif self._draining:
-            # The body being thrown away belongs to a request already
-            # answered: a 408 now would answer no request. Just close.
-            self._close()
+        if self._eof or self._phase is _CLOSING or transport.is_closing() or \
+                not transport.can_write_eof():
+            self._leave(_CLOSED)
+            transport.close()  # writes what is buffered, then closes
+            return
+        self._leave(_CLOSING)
+        self.parser.close()
+        transport.write_eof()
+        self._set_deadline(_LINGER, LINGER_SECONDS)
+        self._apply_reading()
+
+    def _finish_linger(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size():
+            self.abort()  # our last bytes are still unread: give up on them
         else:
-            self._refuse(ProtocolError(408, "request body not received in time"))
+            self._leave(_CLOSED)
+            transport.close()
+
+    def _leave(self, phase: Phase) -> None:
+        if self._phase is _OPEN:
+            self.state.leaving += 1
+        self._phase = phase
+
+    def _wake_drainers(self) -> None:
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    def _set_deadline(self, kind: Deadline, seconds: float) -> None:
+        now = self.state.now
+        self._deadline_kind = kind
+        self._since = now
+        self._deadline = now + _LAG + seconds

@@ -1,8 +1,11 @@
-"""What every connection of one worker shares."""
+"""What every connection of one worker shares, and the worker-wide policies
+over them: deadlines (the sweep) and room for newcomers (shedding)."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,17 +17,28 @@ from twincorn.http import RequestPolicy
 if TYPE_CHECKING:
     from twincorn.server.protocol import HttpConnection
 
+log = logging.getLogger("twincorn.error")
 
 FRESH_SECONDS = 0.2
+# Each time the worker is full, this share of --worker-connections is shed
+# at once: one scan of the connections makes room for several newcomers.
+_SHED_SHARE = 0.01
+# At most one "full" warning in this many seconds: under attack it would
+# otherwise be written hundreds of times a second.
+_WARN_EVERY = 10.0
 
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Seconds; see the settings of the same names in twincorn.config."""
+    """Seconds (and a rate); see the settings of the same names in twincorn.config."""
 
     keep_alive: float = 5.0  # idle between requests
     request_head: float = 20.0  # from the first byte of a head to its end
     request_body: float = 30.0  # silence while a body is being read
+    send: float = 60.0  # the client leaves what we send unread
+    #: Bytes a second a request body must keep up, once its first
+    #: `request_body` seconds are spent (0: silence is the only limit).
+    min_body_rate: float = 500.0
 
 
 @dataclass(slots=True)
@@ -42,6 +56,9 @@ class WorkerState:
     #: Called with (connection, exchange, seconds) after each response.
     access_log: Callable[..., None] | None = None
     connections: set[HttpConnection] = field(default_factory=set)
+    #: Connections on their way out (closing, or closed and not yet lost):
+    #: they no longer count against max_connections.
+    leaving: int = 0
     #: Connections accepted less than FRESH_SECONDS ago with no request yet:
     #: their request is most likely on its way, so they count as taking a
     #: WSGI slot (see Worker._busy). Called when one stops counting:
@@ -52,11 +69,43 @@ class WorkerState:
     now: float = field(default_factory=time.monotonic)
     #: Responses completed, for --max-requests.
     served: int = 0
-    #: True once a graceful stop began: responses say Connection: close.
+    #: True once a graceful stop began: responses say Connection: close
+    #: (when no other request of theirs is queued: HttpConnection.keep_alive).
     stopping: bool = False
+    _warned: float = -_WARN_EVERY
 
     def sweep(self, now: float) -> None:
         """Expire the deadlines of every connection; runs once a second."""
         self.now = now
         for conn in list(self.connections):
             conn.check_deadline(now)
+
+    @property
+    def full(self) -> bool:
+        return len(self.connections) - self.leaving > self.max_connections
+
+    def make_room(self) -> bool:
+        """At --worker-connections: close the connections that made the least
+        progress, a batch at a time (HttpConnection.shed_rank says which);
+        False if none can go, every connection waiting for the application.
+
+        A newcomer is not refused while slow or idle connections hold the
+        places: a slow-loris attack then only churns its own connections.
+        """
+        ranked = []
+        for conn in self.connections:
+            rank = conn.shed_rank()
+            if rank is not None:
+                ranked.append((rank, id(conn), conn))
+        if not ranked:
+            return False
+        batch = max(1, int(self.max_connections * _SHED_SHARE))
+        victims = heapq.nsmallest(batch, ranked)
+        if self.now - self._warned >= _WARN_EVERY:
+            self._warned = self.now
+            log.warning("connection limit (%d) reached: closing the %d that made the "
+                        "least progress (and more as needed; next note in %.0f s)",
+                        self.max_connections, len(victims), _WARN_EVERY)
+        for _, _, conn in victims:
+            conn.shed()
+        return True

@@ -19,7 +19,7 @@ from twincorn.config import Config
 from twincorn.exchange import SERVING, Adapter
 from twincorn.importer import AppLoadError, app_label, load
 from twincorn.logs import access_logger, escape
-from twincorn.server.listener import Listener, describe
+from twincorn.server.listener import Listener, describe, raise_descriptor_limit
 from twincorn.server.protocol import HttpConnection
 from twincorn.server.recycle import Recycler
 from twincorn.server.state import Timeouts, WorkerState
@@ -29,6 +29,9 @@ log = logging.getLogger("twincorn.error")
 
 # Allocations between young-generation collections (Python's default: 700).
 _YOUNG_THRESHOLD = 20_000
+# A worker that asked its master for a successor (recycling) and is still
+# running this many seconds later stops by itself all the same.
+_REPLACEMENT_PATIENCE = 30.0
 
 
 def new_event_loop(choice: str) -> tuple[asyncio.AbstractEventLoop, str]:
@@ -59,6 +62,7 @@ class Worker:
         label: str = "",
         heartbeat: Callable[[], None] | None = None,
         parent_pid: int | None = None,
+        ask_replacement: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.app = app
@@ -68,6 +72,10 @@ class Worker:
         self.label = label
         self.heartbeat = heartbeat  # called once a second by the loop itself
         self.parent_pid = parent_pid  # the master: if it dies, so do we
+        #: At a recycling limit: ask the master for a successor rather than
+        #: stop at once (no master: None, the worker stops by itself).
+        self.ask_replacement = ask_replacement
+        self._replacement_asked = 0.0
         self.stopped = asyncio.Event()
         self.quick = False
         self.recycler = Recycler.jittered(
@@ -96,6 +104,8 @@ class Worker:
                 keep_alive=config.timeout_keep_alive,
                 request_head=config.timeout_request_head,
                 request_body=config.timeout_request_body,
+                send=config.timeout_send,
+                min_body_rate=config.min_request_body_rate,
             ),
             server_header=server_header,
             max_connections=config.worker_connections,
@@ -103,7 +113,8 @@ class Worker:
             access_log=access_logger(config.access_log_format) if config.access_log else None,
             now=loop.time(),
         )
-        self.listener = Listener(loop, sockets, lambda: HttpConnection(self.state), self._busy)
+        self.listener = Listener(loop, sockets, lambda: HttpConnection(self.state), self._busy,
+                                 self.state.make_room)
         if isinstance(adapter, WSGIAdapter):
             adapter.on_release = self.state.on_room = self.listener.resume
 
@@ -162,14 +173,32 @@ class Worker:
         if not self.stopped.is_set():
             self.listener.resume()  # in case room came back unannounced
             if self.recycler.active:
-                reason = self.recycler.reason(self.state.served, self.loop.time() - self.started)
-                if reason is not None:
-                    log.info("recycling this worker: it %s", reason)
-                    self.stop()
+                self._check_recycling()
         if self.parent_pid is not None and os.getppid() != self.parent_pid and not self.quick:
             log.error("the master process is gone: stopping")
             self.stop(quick=True)
         self.loop.call_later(1.0, self._tick)
+
+    def _check_recycling(self) -> None:
+        now = self.loop.time()
+        if self._replacement_asked:
+            if now - self._replacement_asked > _REPLACEMENT_PATIENCE:
+                log.warning("no successor came in %.0f s: stopping all the same",
+                            _REPLACEMENT_PATIENCE)
+                self.stop()
+            return
+        reason = self.recycler.reason(self.state.served, now - self.started)
+        if reason is None:
+            return
+        if self.ask_replacement is None:
+            log.info("recycling this worker: it %s", reason)
+            self.stop()
+        else:
+            # Serving on until the successor serves: with one worker, no
+            # connection waits in the listen queue meanwhile.
+            log.info("recycling this worker: it %s; its successor is on the way", reason)
+            self._replacement_asked = now
+            self.ask_replacement()
 
     async def _drain(self) -> None:
         state = self.state
@@ -178,8 +207,9 @@ class Worker:
             self.listener.take_backlog()
         self.listener.close()
         await self.listener.settle()
-        for conn in list(state.connections):
-            conn.shutdown()
+        # Nothing is cut here (docs/processes.md, "Restarts lose nothing"):
+        # each connection's next response says Connection: close, and an idle
+        # one is closed when its keep-alive deadline passes, as always.
         deadline = self.loop.time() + (0 if self.quick else self.config.graceful_timeout)
         while state.connections and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
@@ -229,10 +259,16 @@ def run_worker(
     *,
     heartbeat: Callable[[], None] | None = None,
     parent_pid: int | None = None,
+    ask_replacement: Callable[[], None] | None = None,
 ) -> int:
     """Load the application (unless given) and run one worker on a new
     event loop until it stops; its exit status (1 if the app did not load)."""
     label = app_label(config, app)
+    descriptors = raise_descriptor_limit()
+    if descriptors and descriptors < config.worker_connections + 64:
+        log.warning("this process may open only %d files: fewer than --worker-connections "
+                    "(%d) can be served; raise the limit (ulimit -n, LimitNOFILE=)",
+                    descriptors, config.worker_connections)
     try:
         app, interface = load(config, app)
     except AppLoadError as exc:
@@ -246,7 +282,8 @@ def run_worker(
         "given" if config.interface != "auto" else "detected",
     )
     try:
-        worker = Worker(config, app, interface, sockets, loop, label, heartbeat, parent_pid)
+        worker = Worker(config, app, interface, sockets, loop, label, heartbeat, parent_pid,
+                        ask_replacement)
         install_signal_handlers(loop, worker)
         return loop.run_until_complete(worker.run())
     finally:

@@ -1,0 +1,281 @@
+"""Fakes for driving the connection driver and the adapters without sockets.
+
+h11's `ConnectionPair` is the model: both ends of a connection joined by a
+fake network, in one thread, with nothing left to chance. Here:
+
+- `FakeTransport` is the server's end of the network: what the driver writes
+  is kept in `written`; reading, writing and closing are flags a test reads
+  (and sets: `fill()` plays a client that stopped reading).
+- `FakeWorker` is one worker's shared state over a real asyncio loop (the
+  ASGI Tasks run on it), with an injected clock: `advance(seconds)` moves
+  WorkerState.now and runs the deadline sweep, so timeout tests run
+  instantly and exactly. `connect()` gives a `Link`.
+- `Link` is one connection seen from the client's side: `send` bytes, `fin`
+  (shut down the sending side), `reset`, read `responses()`; `lose()`
+  delivers connection_lost once the server closed its end.
+- `FakeChannel` is the Channel an exchange talks to, for the adapters alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from support import Response, parse_responses
+from twincorn.asgi import ASGIAdapter
+from twincorn.exchange import Adapter
+from twincorn.http import Request, RequestPolicy
+from twincorn.server.protocol import Deadline, HttpConnection, Phase
+from twincorn.server.state import Timeouts, WorkerState
+from twincorn.wsgi import WSGIAdapter
+
+
+class FakeTransport:
+    """The server's end of a fake network (an asyncio.Transport's methods)."""
+
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        self.written = bytearray()
+        self.closing = False  # close() or abort() was called
+        self.aborted = False
+        self.eof_written = False
+        self.reading = True
+        self.buffered = 0  # bytes "not yet sent": fill() sets it
+        self.sock = sock  # a real socket for get_extra_info("socket"), if any
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {
+            "peername": ("127.0.0.1", 50000),
+            "sockname": ("127.0.0.1", 8000),
+            "socket": self.sock,
+        }.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        assert not self.eof_written, "write after write_eof"
+        if not self.closing:
+            self.written += data
+
+    def write_eof(self) -> None:
+        self.eof_written = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+
+class Link:
+    """One connection, driven from the client's side."""
+
+    def __init__(self, worker: FakeWorker, sock: socket.socket | None = None) -> None:
+        self.worker = worker
+        self.transport = FakeTransport(sock)
+        self.conn = HttpConnection(worker.state)
+        self.conn.connection_made(self.transport)  # type: ignore[arg-type]
+        self.lost = False
+
+    # -- the client acts --------------------------------------------------
+
+    def send(self, data: bytes, *, bytewise: bool = False) -> None:
+        """Bytes reach the server (one read, or one read per byte); the
+        loop then runs until nothing is left to do."""
+        pieces = [data[i:i + 1] for i in range(len(data))] if bytewise else [data]
+        for piece in pieces:
+            if self.transport.reading and not self.lost:
+                self.conn.data_received(piece)
+            self.worker.run()
+
+    def fin(self) -> None:
+        """The client shuts down its sending side (its FIN arrives)."""
+        self.conn.eof_received()
+        self.worker.run()
+
+    def reset(self) -> None:
+        """The client is gone (its RST arrives)."""
+        self.lose(ConnectionResetError("reset by peer"))
+
+    def fill(self) -> None:
+        """The client stops reading: the socket's buffer fills up."""
+        self.transport.buffered = 1 << 20
+        self.conn.pause_writing()
+        self.worker.run()
+
+    def drain(self) -> None:
+        """The client reads again: the buffer empties."""
+        self.transport.buffered = 0
+        self.conn.resume_writing()
+        self.worker.run()
+
+    def lose(self, exc: Exception | None = None) -> None:
+        """The network delivers connection_lost (after a close, or a reset)."""
+        if not self.lost:
+            self.lost = True
+            self.conn.connection_lost(exc)
+            self.worker.run()
+
+    # -- what the client sees -----------------------------------------------
+
+    @property
+    def data(self) -> bytes:
+        return bytes(self.transport.written)
+
+    def responses(self) -> list[Response]:
+        """Every complete response written so far (1xx included)."""
+        return [r for r in parse_responses(self.data) if r.complete]
+
+    def statuses(self) -> list[int]:
+        return [r.status for r in self.responses() if r.status >= 200]
+
+    @property
+    def closed(self) -> bool:
+        """The server ended its side: FIN written, or the transport closed."""
+        return self.transport.eof_written or self.transport.closing
+
+    @property
+    def phase(self) -> Phase:
+        return self.conn._phase
+
+    @property
+    def deadline(self) -> Deadline:
+        return self.conn._deadline_kind
+
+
+class FakeWorker:
+    """One worker's state over a real loop, with the clock in the test's hands."""
+
+    def __init__(self, app: Callable[..., Any], interface: str, *, threads: int = 1,
+                 **settings: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        adapter: Adapter
+        if interface == "asgi":
+            adapter = ASGIAdapter(app, self.loop, server_header=b"twincorn", lifespan="off")
+        else:
+            adapter = WSGIAdapter(app, self.loop, threads=threads, server_header=b"twincorn")
+        self.adapter = adapter
+        timeouts = {k: settings.pop(k) for k in list(settings) if k in Timeouts.__slots__}
+        self.state = WorkerState(loop=self.loop, adapter=adapter, policy=RequestPolicy(),
+                                 timeouts=Timeouts(**timeouts), now=1000.0, **settings)
+
+    def connect(self, sock: socket.socket | None = None) -> Link:
+        link = Link(self, sock)
+        self.run()
+        return link
+
+    def run(self, turns: int = 10) -> None:
+        """Let the loop run what is ready (ASGI Tasks, call_soon hand-offs)."""
+        for _ in range(turns):
+            self.loop.run_until_complete(asyncio.sleep(0))
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock and run the sweep, as the worker's timer would."""
+        self.state.sweep(self.state.now + seconds)
+        self.run()
+
+    def settle(self, seconds: float = 0.25) -> None:
+        """Real time passes (for the 0.2 s "fresh connection" timer)."""
+        self.loop.run_until_complete(asyncio.sleep(seconds))
+
+    def close(self) -> None:
+        for task in asyncio.all_tasks(self.loop):
+            task.cancel()
+        self.run()
+        if isinstance(self.adapter, WSGIAdapter) and self.adapter.pool is not None:
+            self.adapter.pool.shutdown(wait=True)
+        self.loop.close()
+
+
+@contextmanager
+def fake_worker(app: Callable[..., Any], interface: str, **settings: Any) -> Iterator[FakeWorker]:
+    worker = FakeWorker(app, interface, **settings)
+    try:
+        yield worker
+    finally:
+        worker.close()
+
+
+class FakeChannel:
+    """The Channel an exchange talks to, recording what it is asked."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.client: tuple[str, int] | None = ("127.0.0.1", 50000)
+        self.server: tuple[str, int] | None = ("127.0.0.1", 8000)
+        self.scheme = "http"
+        self.adapter_state: Any = None
+        self.keep_alive = True
+        self.written = bytearray()
+        self.continues = 0
+        self.paused = False  # the exchange asked to stop reading
+        self.write_paused = False
+        self.completed: list[bool] = []  # keep_alive of each response_complete
+        self.aborted = False
+        self._drains: list[asyncio.Future[None]] = []
+
+    def send_continue(self) -> None:
+        self.continues += 1
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def drain(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        if self.write_paused:
+            self._drains.append(waiter)
+        else:
+            waiter.set_result(None)
+        return waiter
+
+    def release_writes(self) -> None:
+        """The client read: writing may go on."""
+        self.write_paused = False
+        for waiter in self._drains:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drains.clear()
+
+    async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
+        file.seek(offset)
+        self.written += file.read(count)
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def response_complete(self, keep_alive: bool) -> None:
+        self.completed.append(keep_alive)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def request(method: str = "GET", path: bytes = b"/", *, body_length: int | None = None,
+            chunked: bool = False, headers: list[tuple[bytes, bytes]] | None = None) -> Request:
+    """A Request as the parser would make it."""
+    r = Request()
+    r.method = method
+    r.target = r.path = path
+    r.headers = headers or [(b"host", b"t")]
+    r.host = b"t"
+    r.content_length = body_length
+    r.chunked = chunked
+    return r

@@ -17,7 +17,9 @@ read the worker's resident memory from /proc with that pid.
 `GET /stats?collect` runs a full gc.collect() first, and says how many
 unreachable objects it found: garbage waiting for the collector is told
 apart from objects still referenced. `GET /stats?types` adds the objects
-the collector tracks, counted by type: where the memory is.
+the collector tracks, counted by type: where the memory is; `?garbage`
+collects and counts the cyclic garbage it found by type: what leaks
+reference cycles.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def stats(query: str = "") -> bytes:
     """The figures; `?collect`: after a full gc.collect() (and how many
     unreachable objects it found); `?types`: with the objects the collector
     tracks, counted by type (slow: for diagnosis, not under load)."""
+    garbage = collect_garbage() if query == "garbage" else None
     found = gc.collect() if query == "collect" else None
     figures = {
         "pid": os.getpid(),
@@ -52,18 +55,31 @@ def stats(query: str = "") -> bytes:
     }
     if query == "types":
         figures["types"] = tracked_types()
+    if garbage is not None:
+        figures["garbage"] = garbage
     return json.dumps(figures).encode()
 
 
-def tracked_types() -> dict[str, list[int]]:
-    """Objects tracked by the collector, as type -> [count, shallow bytes]."""
+def tracked_types(objects: Iterable[object] | None = None) -> dict[str, list[int]]:
+    """Objects tracked by the collector (or these), as type -> [count, shallow bytes]."""
     found: dict[str, list[int]] = {}
-    for thing in gc.get_objects():
+    for thing in gc.get_objects() if objects is None else objects:
         kind = type(thing)
         entry = found.setdefault(f"{kind.__module__}.{kind.__qualname__}", [0, 0])
         entry[0] += 1
         entry[1] += sys.getsizeof(thing)
     return found
+
+
+def collect_garbage() -> dict[str, list[int]]:
+    """A full collection that keeps what it found: the cyclic garbage by type."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return tracked_types(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
 
 
 def _expected_length(raw: bytes | None) -> int:

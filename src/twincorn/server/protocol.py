@@ -47,7 +47,6 @@ import asyncio
 import enum
 import logging
 import select
-from collections import deque
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from twincorn.http import ParserState, ProtocolError, Request, RequestParser
@@ -123,7 +122,10 @@ class HttpConnection(asyncio.Protocol):
         self.adapter_state: Any = None
         self.parser = RequestParser(self, state.policy)
         self._phase = _OPEN
-        self._pending: deque[Exchange] = deque()
+        # Requests parsed and not yet started, in order. A list, not a deque:
+        # it holds max_pipeline (32) at most, and an empty deque costs 760
+        # bytes of every idle connection (16% of one), a list 56.
+        self._pending: list[Exchange] = []
         self._current: Exchange | None = None
         self._parsing: Exchange | None = None  # where body bytes go
         self._draining = 0  # >0: bytes of an answered request's body discarded
@@ -228,9 +230,9 @@ class HttpConnection(asyncio.Protocol):
         self._deadline_kind = _NONE
         self._send_due = 0.0
         self._wake_drainers()
-        current, parsing, pending = self._current, self._parsing, list(self._pending)
+        current, parsing, pending = self._current, self._parsing, self._pending
         self._current = self._parsing = None
-        self._pending.clear()
+        self._pending = []
         if current is not None:
             current.client_gone()
         if parsing is not None and parsing is not current:
@@ -471,7 +473,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             while (self._current is None and self._pending and self._phase is _OPEN
                    and not self._write_paused):
-                exchange = self._current = self._pending.popleft()
+                exchange = self._current = self._pending.pop(0)
                 if self.state.access_log is not None:
                     self._started = self.state.loop.time()
                 exchange.start()

@@ -3,6 +3,7 @@
 # make test   set up .venv and run the checks: ruff, mypy --strict, pytest
 # make bench  the side-by-side benchmark against uvicorn and gunicorn (needs wrk)
 # make bench-load  twincorn load beside Locust and wrk, per core (needs wrk)
+# make bench-restarts  requests lost by restarts under keep-alive load, beside the peers
 # make bench-slow  twincorn and its peers under slowhttptest's four attacks
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: demo hello test lint typecheck pytest bench bench-load bench-slow clean
+.PHONY: demo hello test lint typecheck pytest bench bench-load bench-restarts bench-slow clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +58,9 @@ bench: $(VENV)/.peers
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
 		apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python bench/hello.py --markdown
+
+bench-restarts: $(VENV)/.peers
+	$(BIN)/python bench/restarts.py --markdown
 
 bench-slow: $(VENV)/.peers
 	@command -v slowhttptest >/dev/null || { echo "installing slowhttptest (Debian package)"; \

@@ -11,6 +11,9 @@ import threading
 import time
 from pathlib import Path
 
+from keepalive import Done as Done
+from keepalive import Failure as Failure
+from keepalive import KeepAliveLoad as KeepAliveLoad
 from test_cli import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,3 +135,4 @@ class Load:
         self._stop.set()
         for t in self._threads:
             t.join(10)
+

@@ -152,9 +152,21 @@ def test_idle_connection_closes_at_its_keep_alive_deadline_not_before() -> None:
         worker.advance(5.0 + LAG - 0.1)
         assert not link.closed
         worker.advance(0.2)
-        assert link.closed and link.phase is Phase.CLOSING
-        assert link.statuses() == [200]  # closed without a word
-        worker.advance(LINGER_SECONDS + LAG + 0.1)  # the client never sent its FIN
+        # Closed without a word, and at once: nothing of ours is unread (no
+        # linger), and a request the client sends now is lost either way.
+        assert link.transport.closing and link.phase is Phase.CLOSED
+        assert link.statuses() == [200]
+
+
+def test_after_a_refusal_the_close_lingers_for_the_clients_fin() -> None:
+    with asgi_worker() as worker:
+        link = worker.connect()
+        link.send(b"NOT HTTP\r\n\r\n")
+        assert link.statuses() == [400]
+        assert link.phase is Phase.CLOSING and not link.transport.closing
+        worker.advance(LINGER_SECONDS + LAG - 0.1)
+        assert not link.transport.closing
+        worker.advance(0.2)  # the client never sent its FIN: closed all the same
         assert link.transport.closing and not link.transport.aborted
 
 

@@ -523,6 +523,12 @@ class Arbiter:
         for record in self.workers.values():
             record.retiring = True
             self._kill(record.pid, sig)
+        # The workers take what waits in the listen queue, then close their
+        # copies of the sockets; once ours is closed too, a client that
+        # connects now is refused at once instead of waiting in a queue that
+        # nobody reads, to be reset when the master exits. (After USR2 the
+        # new master holds the sockets: it serves on.)
+        self._close_sockets()
 
     def _enforce_stop(self) -> None:
         assert self._stop_deadline is not None

@@ -193,6 +193,19 @@ def test_a_body_that_trickles_runs_out_of_time() -> None:
         assert link.statuses() == [408]
 
 
+def test_deadlines_passing_together_are_expired_a_slice_per_loop_turn() -> None:
+    # Thousands of slow-loris heads from the same second expire together:
+    # expiring them all in one turn stalled the requests being served.
+    with asgi_worker(request_head=20.0, max_connections=1000) as worker:
+        links = [worker.connect() for _ in range(200)]
+        for link in links:
+            link.send(b"GET / HTTP/1.1\r\n")
+        worker.state.sweep(worker.state.now + 20.0 + LAG + 0.1)
+        assert sum(link.statuses() == [408] for link in links) == 64
+        worker.run(5)
+        assert all(link.statuses() == [408] for link in links)
+
+
 def test_a_fast_body_is_bound_only_by_silence() -> None:
     with asgi_worker(request_body=30.0, min_body_rate=500.0) as worker:
         link = worker.connect()

@@ -123,6 +123,31 @@ def test_worker_stops_accepting_while_every_slot_is_busy(serve: Serve) -> None:
     assert not adapter.busy
 
 
+def test_slow_request_heads_hold_no_slot(serve: Serve) -> None:
+    """A connection counts as taking a slot only until its first bytes come
+    (it is most likely sending its request). Counted until a whole request
+    came, slow-loris connections each held the only slot for 0.2 s: the
+    worker accepted five connections a second and honest clients waited in
+    the listen queue (issue 9, slowhttptest -H against a WSGI worker)."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", TEXT)
+        return [b"ok"]
+
+    server = serve(validator(app), interface="wsgi")
+    slow = [connect(server.port) for _ in range(40)]
+    try:
+        for sock in slow:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ")  # and no more
+        started = time.monotonic()
+        body = one_response(fetch(server.port, "/")).body
+        assert body == b"ok"
+        assert time.monotonic() - started < 2.0  # 40 x 0.2 s = 8 s before
+    finally:
+        for sock in slow:
+            sock.close()
+
+
 def test_slow_request_body_holds_no_slot(serve: Serve) -> None:
     """threads=1: a client trickling its body is read by the loop while
     another client is served; the slow one's call comes once its body is in."""

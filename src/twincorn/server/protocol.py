@@ -169,6 +169,12 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._phase is not _OPEN:
             return  # closing: read and dropped until the client's FIN
+        if self._fresh is not None:
+            # Its first bytes are here: whatever they begin, this connection
+            # no longer holds a WSGI slot by merely existing. (Held until a
+            # whole request came, a slow-loris connection held it too: a
+            # one-thread worker then accepted five connections a second.)
+            self._settled()
         parser = self.parser
         begun = parser.messages
         try:
@@ -261,8 +267,6 @@ class HttpConnection(asyncio.Protocol):
     # -- RequestHandler (called by the parser) ------------------------------
 
     def on_request(self, request: Request) -> None:
-        if self._fresh is not None:
-            self._settled()
         self._requests += 1
         exchange = self.state.adapter.new_exchange(request, self)
         self._parsing = exchange
@@ -395,23 +399,23 @@ class HttpConnection(asyncio.Protocol):
 
     # -- what the worker asks -----------------------------------------------
 
-    def check_deadline(self, now: float) -> None:
-        """Called by the sweep: act on a passed deadline."""
+    def check_deadline(self, now: float) -> bool:
+        """Called by the sweep: act on a passed deadline; True if it did."""
         if self._send_due and now >= self._send_due:
             log.debug("%s left our response unread for %g s: aborted", self.client,
                       self.state.timeouts.send)
             self.abort()
-            return
+            return True
         kind = self._deadline_kind
         if kind is _NONE or now < self._deadline:
-            return
+            return False
         if kind is not _LINGER and self._reading_paused:
-            return  # we stopped reading: not the client's fault (re-armed on resume)
+            return False  # we stopped reading: not the client's fault (re-armed on resume)
         if kind is not _LINGER and self._unread_input():
             # The loop has not read what the client sent (it was blocked):
             # the client kept its side; look again at the next sweep.
             self._deadline = now
-            return
+            return False
         self._deadline_kind = _NONE
         if kind is _IDLE:
             self._close(linger=False)
@@ -423,6 +427,7 @@ class HttpConnection(asyncio.Protocol):
             self._refuse(ProtocolError(408, "request body not received in time"))
         else:  # _LINGER
             self._finish_linger()
+        return True
 
     def shed_rank(self) -> float | None:
         """Where this connection stands when the worker must make room:
@@ -455,8 +460,8 @@ class HttpConnection(asyncio.Protocol):
     # -- internals ----------------------------------------------------------
 
     def _settled(self) -> None:
-        """The connection sent its first request, went away, or stayed
-        quiet for FRESH_SECONDS: it no longer counts as taking a slot."""
+        """The connection sent its first bytes, went away, or stayed quiet
+        for FRESH_SECONDS: it no longer counts as taking a slot."""
         fresh = self._fresh
         if fresh is not None:
             self._fresh = None

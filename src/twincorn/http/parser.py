@@ -129,6 +129,9 @@ class RequestParser:
         self._handler = handler
         self._policy = policy
         self._parser = httptools.HttpRequestParser(self)
+        # Any DIGIT "." DIGIT version reaches on_headers_complete, which
+        # decides (llhttp alone would answer 400 to HTTP/1.2 and HTTP/3.0).
+        self._parser.set_dangerous_leniencies(lenient_version=True)
         self._check_values = policy.permit_obsolete_folding
         if policy.permit_obsolete_folding:
             # llhttp only unfolds obs-fold in its lenient header mode, which
@@ -163,6 +166,9 @@ class RequestParser:
             self.state = CLOSED
             return
         except httptools.HttpParserCallbackError as exc:
+            # A refusal raised in a callback (split_target's among them):
+            # llhttp has stopped, and so has this connection's parsing.
+            self.state = CLOSED
             cause = exc.__context__
             if isinstance(cause, BaseException):
                 raise cause from None
@@ -251,11 +257,15 @@ class RequestParser:
             request.chunked = True  # llhttp checked that chunked comes last
         elif name == b"upgrade":
             request.upgrade = True  # llhttp decides, with Connection: upgrade
-        elif value.lower() == b"100-continue":
-            request.expect_continue = True
         else:
-            # RFC 9110 section 10.1.1: an expectation we cannot meet is a 417.
-            raise self._fail(417, "unsupported expectation")
+            # RFC 9110 section 10.1.1: Expect is a list (empty members
+            # allowed, section 5.6.1); a member we cannot meet is a 417.
+            for member in value.lower().split(b","):
+                member = member.strip(b" \t")
+                if member == b"100-continue":
+                    request.expect_continue = True
+                elif member:
+                    raise self._fail(417, "unsupported expectation")
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -263,7 +273,11 @@ class RequestParser:
         request.headers = self._take_fields(request)
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
-            raise self._fail(505, f"HTTP/{version} is not supported")
+            # RFC 9110 section 2.5: a later minor version of HTTP/1 is
+            # processed as the highest we implement; another major is a 505.
+            if version[:2] != "1.":
+                raise self._fail(505, f"HTTP/{version} is not supported")
+            version = "1.1"
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         request.method = method

@@ -154,6 +154,12 @@ def _head_differs(a: Seen, b: TheirRequest) -> str:
         return "target"
     if r.http_version.encode() != b.version:
         return "version"
-    if r.headers != [(n.lower(), v) for n, v in b.headers]:
+    if [_normal(n, v) for n, v in r.headers] != [_normal(n.lower(), v) for n, v in b.headers]:
         return "headers"
     return ""
+
+
+def _normal(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    # h11 lower-cases Transfer-Encoding's value (codings are
+    # case-insensitive, RFC 9112 s7); twincorn passes it on as sent.
+    return (name, value.lower()) if name == b"transfer-encoding" else (name, value)

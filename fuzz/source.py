@@ -49,13 +49,15 @@ class RandomSource:
         self.rng = seed if isinstance(seed, random.Random) else random.Random(seed)
 
     def integer(self, low: int, high: int) -> int:
-        return self.rng.randint(low, high)
+        # random() scaled, rather than randint(): a third of the time, and
+        # the bias (one part in 2**53) does not matter here.
+        return low + int(self.rng.random() * (high - low + 1))
 
     def chance(self, p: float) -> bool:
         return self.rng.random() < p
 
     def raw(self, most: int) -> bytes:
-        return self.rng.randbytes(self.rng.randint(0, most))
+        return self.rng.randbytes(self.integer(0, most))
 
 
 class BytesSource:

@@ -38,6 +38,8 @@ from twincorn.http.request import Request, split_target
 
 # RFC 9112 section 3.2: Host = uri-host [ ":" port ]; an empty value is allowed.
 _HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+# RFC 9110 section 5.6.2: a field name is a token.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 section 5.5: field values hold no control characters but HTAB.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9110 section 6.5.1: fields that carry framing, routing or connection
@@ -135,7 +137,8 @@ class RequestParser:
         self._check_values = policy.permit_obsolete_folding
         if policy.permit_obsolete_folding:
             # llhttp only unfolds obs-fold in its lenient header mode, which
-            # also stops it checking values: on_header checks them instead.
+            # also stops it checking names and values: _take_fields checks
+            # them instead.
             self._parser.set_dangerous_leniencies(lenient_headers=True)
         # Read on every header: kept here rather than looked up on the policy.
         self._max_fields = policy.limit_request_fields
@@ -232,8 +235,13 @@ class RequestParser:
             # llhttp drops the whitespace before a value but keeps what
             # follows it; RFC 9110 section 5.5 says neither is in the value.
             value = value.rstrip(b" \t")
-            if check and _BAD_VALUE.search(value) is not None:
-                raise self._fail(400, "control character in a header value")
+            if check:
+                if _BAD_VALUE.search(value) is not None:
+                    raise self._fail(400, "control character in a header value")
+                # RFC 9112 section 5.1: whitespace between a field name and
+                # its colon MUST be refused (the lenient mode lets it by).
+                if _TOKEN.fullmatch(name) is None:
+                    raise self._fail(400, "invalid header field name")
             name = name.lower()
             if request is not None and name in _WATCHED:
                 self._watch(request, name, value)

@@ -11,9 +11,8 @@ The mutations of fuzz/mutate.py then break what is left.
 
 from __future__ import annotations
 
-from twincorn.http.policy import RequestPolicy
-
 from fuzz.source import Source, choice
+from twincorn.http.policy import RequestPolicy
 
 DEFAULT = RequestPolicy()
 #: Small limits, so that generated inputs reach them cheaply.
@@ -144,7 +143,7 @@ def _path(src: Source, policy: RequestPolicy) -> bytes:
 
 def _target(src: Source, method: bytes, policy: RequestPolicy) -> bytes:
     roll = src.integer(0, 99)
-    if method == b"CONNECT" and roll < 70 or roll < 3:  # authority-form
+    if (method == b"CONNECT" and roll < 70) or roll < 3:  # authority-form
         return choice(src, HOSTS) + choice(src, (b":443", b":80", b"", b":x"))
     if (method == b"OPTIONS" and roll < 40) or roll < 5:  # asterisk-form
         return choice(src, (b"*", b"**", b"*/x"))
@@ -180,7 +179,7 @@ def _fields(src: Source, method: bytes, policy: RequestPolicy) -> list[tuple[byt
         fields.append((b"Connection", choice(src, CONNECTIONS), b": "))
     if src.chance(0.05):
         fields.append((b"Expect", choice(src, EXPECTS), b": "))
-    if src.chance(0.04) or method == b"CONNECT" and src.chance(0.3):
+    if src.chance(0.04) or (method == b"CONNECT" and src.chance(0.3)):
         fields.append((b"Upgrade", choice(src, UPGRADES), b": "))
         if src.chance(0.7):
             fields.append((b"Connection", b"Upgrade", b": "))

@@ -23,10 +23,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from fuzz.finding import Finding
 from twincorn.http import ProtocolError, Request, RequestParser, RequestPolicy
 from twincorn.http.parser import ParserState
-
-from fuzz.finding import Finding
 
 #: Statuses a refusal may carry (docs/http.md, "Errors").
 REFUSALS = frozenset({400, 408, 413, 414, 417, 431, 501, 505})
@@ -311,8 +310,8 @@ def _diff(a: Outcome, b: Outcome) -> str:
     for x, y in zip(a.seen, b.seen, strict=True):
         if x.summary() != y.summary():
             return "a request differs"
-    if (a.error is None) != (b.error is None) or a.error and b.error and (
+    if (a.error is None) != (b.error is None) or (a.error and b.error and (
         a.error.status != b.error.status
-    ):
+    )):
         return f"refusal {a.error!r} against {b.error!r}"
     return f"state {a.state} against {b.state}"

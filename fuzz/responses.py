@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 
 import h11
 
-from twincorn.http import Request, ResponseError, ResponseWriter
-from twincorn.http.response import body_allowed
-
 from fuzz.finding import Finding
 from fuzz.source import BytesSource, Source, choice
+from twincorn.http import Request, ResponseError, ResponseWriter
+from twincorn.http.response import body_allowed
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")

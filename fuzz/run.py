@@ -29,7 +29,7 @@ from typing import Any
 
 from fuzz import atheris_phase
 from fuzz.finding import Finding
-from fuzz.record import FINDINGS, Findings, Kept, target_of
+from fuzz.record import FINDINGS, Findings, target_of
 from fuzz.targets import DIFFERENCES, TARGETS, Target
 
 #: An input that runs longer than this is a hang (checked by SIGALRM).
@@ -78,7 +78,7 @@ def worker(number: int, args: argparse.Namespace, share: int, queue: Any) -> Non
         def fed(target: Target, data: bytes) -> None:
             nonlocal done
             feed(target, data, findings)
-            counts[target.name] += 1
+            counts[f"hypothesis {target.name}"] += 1
             done += 1
             if done % REPORT_EVERY == 0:
                 queue.put(("progress", number, done))

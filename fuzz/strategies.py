@@ -11,12 +11,11 @@ from collections.abc import Callable
 
 from hypothesis import strategies as st
 
-from twincorn.http.policy import RequestPolicy
-
 from fuzz.corpus import corpus_input
 from fuzz.generate import DEFAULT, request_stream
 from fuzz.mutate import mutate
 from fuzz.source import Source
+from twincorn.http.policy import RequestPolicy
 
 
 class HypothesisSource:

@@ -17,8 +17,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from twincorn.http.policy import RequestPolicy
-
 from fuzz.corpus import corpus_input
 from fuzz.differential import compare, h11_parse
 from fuzz.finding import Finding
@@ -28,6 +26,7 @@ from fuzz.mutate import mutate
 from fuzz.oracles import Outcome, check_parser
 from fuzz.responses import check_response_bytes
 from fuzz.source import Source
+from twincorn.http.policy import RequestPolicy
 
 Check = Callable[[bytes], None]
 Make = Callable[[Source], bytes]

@@ -148,7 +148,7 @@ KNOWN: tuple[Known, ...] = (
     _k("te-chunked-then-tab", T, r"Request has invalid `Transfer-Encoding`",
        "llhttp does not take an HTAB after the final 'chunked' as the optional "
        "whitespace around a field value that it is (RFC 9110 s5.5), and refuses "
-       "the request: a refusal on the safe side, left to llhttp", _te_chunked),
+       "the request (a refusal on the safe side, left to llhttp)", _te_chunked),
     _k("te-other-than-chunked", H,
        r"Only Transfer-Encoding: chunked|multiple Transfer-Encoding",
        "h11 decodes chunked only (RFC 9112 s6.1 allows a 501); twincorn passes a "

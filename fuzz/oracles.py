@@ -8,7 +8,8 @@
 - **Promptly**: no call of `feed` takes over `SLOW` seconds (timed again
   twice before it is reported, since the machine is shared).
 - **Consistency** of every reported request, checked as it is reported
-  (`Recorder`): a body only when the framing declared one, exactly the
+  (`Recorder`), and never a request reported and then refused for its
+  Transfer-Encoding: a body only when the framing declared one, exactly the
   declared length, nothing reported after a refusal or after a message
   that ends the connection, the limits of the policy held, framing fields
   read into the request as they appear in its headers.
@@ -209,6 +210,12 @@ def parse(pieces: list[bytes], policy: RequestPolicy, timed: bool = False) -> Ou
                 raise Finding("consistency", f"a second refusal: {exc!r}") from None
             if exc.status not in REFUSALS:
                 raise Finding("status", f"refused with status {exc.status}") from None
+            reported = recorder.seen and not recorder.seen[-1].complete
+            if reported and "Request has invalid `Transfer-Encoding`" in exc.reason:
+                # llhttp's check, made after on_headers_complete: the parser
+                # must have refused before reporting the request.
+                raise Finding("consistency", "a request reported, then refused for its "
+                              "Transfer-Encoding") from None
             error = exc
             recorder.ended = True
         except Finding:

@@ -12,11 +12,15 @@ Expect, HTTP versions) and report each request to a `RequestHandler`:
     on_request_complete()      the message ended (trailers, if any, are on it)
 
 Anything refused raises ProtocolError from `feed`; the connection is then
-answered with that status and closed. Several requests may arrive in one
-`feed` (pipelining): they are reported in order, and it is the handler's job
-to queue them. After a message that ends the connection (`Connection:
-close`, HTTP/1.0 without keep-alive, CONNECT or Upgrade) every further byte
-is ignored: it is never parsed as another request.
+answered with that status and closed. A head is reported once llhttp has
+made its own last check of it (at the next callback, or at the end of the
+feed): a request that llhttp refuses never reaches the handler, and what
+reaches it does not depend on how the bytes were split into feeds. Several
+requests may arrive in one `feed` (pipelining): they are reported in order,
+and it is the handler's job to queue them. After a message that ends the
+connection (`Connection: close`, HTTP/1.0 without keep-alive, CONNECT or
+Upgrade) every further byte is ignored: it is never parsed as another
+request.
 
 llhttp already refuses, among others: bare CR or LF, invalid tokens in method
 and header names, control characters in values, Content-Length together with
@@ -62,6 +66,10 @@ _FORBIDDEN_TRAILERS = frozenset(
 _WATCHED = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"}
 )
+
+# The one check llhttp makes after on_headers_complete has returned: a request
+# Transfer-Encoding whose final coding is not chunked (RFC 9112 section 6.3).
+_REFUSED_HEAD = "Request has invalid `Transfer-Encoding`"
 
 # llhttp names the method as bytes; the str of each is made once.
 _METHODS: dict[bytes, str] = {
@@ -121,6 +129,7 @@ class RequestParser:
         "_max_fields",
         "_max_head",
         "_parser",
+        "_pending",
         "_policy",
         "_request",
         "_url",
@@ -152,6 +161,7 @@ class RequestParser:
         self._head_raw = 0  # bytes fed while the head was unfinished
         self._head_began = False  # the current head began in this feed
         self._body_bytes = 0
+        self._pending: Request | None = None  # a valid head not yet reported
         #: Read it, never write it: see ParserState for the legal moves.
         self.state = IDLE
 
@@ -169,6 +179,7 @@ class RequestParser:
             self.state = CLOSED
             return
         except httptools.HttpParserCallbackError as exc:
+            self._pending = None
             # A refusal raised in a callback (split_target's among them):
             # llhttp has stopped, and so has this connection's parsing.
             self.state = CLOSED
@@ -177,10 +188,18 @@ class RequestParser:
                 raise cause from None
             raise ProtocolError(400, str(exc)) from None
         except httptools.HttpParserError as exc:
+            pending, self._pending = self._pending, None
+            if pending is not None and _REFUSED_HEAD not in str(exc):
+                # The head was valid, its body is not (a bad chunk size in
+                # the same feed): report the head first, as when the body
+                # comes in a later feed.
+                self._handler.on_request(pending)
             if self.state is CLOSED:
                 return  # bytes after a "close" message: ignored, never parsed
             self.state = CLOSED
             raise ProtocolError(400, _describe(exc)) from None
+        if self._pending is not None:
+            self._report()
         if self.state is HEAD and not self._head_began:
             # A head still unfinished after a whole feed: llhttp holds its
             # partial field, unseen by on_header, so the raw bytes count.
@@ -311,9 +330,20 @@ class RequestParser:
                 raise self._fail(400, "a body on a CONNECT or Upgrade request")
             request.keep_alive = False
         self.state = BODY
+        # Reported at the next callback or at the end of this feed, not now:
+        # llhttp makes one check of its own once this returns (_REFUSED_HEAD),
+        # and a request it refuses must never have reached the handler.
+        self._pending = request
+
+    def _report(self) -> None:
+        request = self._pending
+        self._pending = None
+        assert request is not None
         self._handler.on_request(request)
 
     def on_body(self, data: bytes) -> None:
+        if self._pending is not None:
+            self._report()
         limit = self._policy.limit_request_body
         if limit:
             self._body_bytes += len(data)
@@ -322,6 +352,8 @@ class RequestParser:
         self._handler.on_body(data)
 
     def on_message_complete(self) -> None:
+        if self._pending is not None:
+            self._report()
         if self._fields:
             trailers = self._request.trailers = self._take_fields(None)
             for name, _ in trailers:

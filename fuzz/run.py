@@ -97,7 +97,7 @@ def worker(number: int, args: argparse.Namespace, share: int, queue: Any) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    atheris_runs = atheris_phase.budget(args)
+    atheris_runs = min(atheris_phase.budget(args), args.inputs // 2)
     inputs = args.inputs - atheris_runs
     shares = [inputs // args.processes + (i < inputs % args.processes)
               for i in range(args.processes)]
@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hypothesis", type=int, default=0,
                         help="inputs per process from hypothesis (drawn inputs and mutants)")
     parser.add_argument("--atheris", type=int, default=0,
-                        help="atheris runs in all (0: none; skipped if atheris is missing)")
+                        help="atheris runs in all, at most half the inputs (0: none; "
+                             "skipped if atheris is missing)")
     parser.add_argument("--findings", default=str(FINDINGS))
     parser.add_argument("--replay", type=Path, help="run one reproducer and say what it finds")
     args = parser.parse_args(argv)

@@ -104,7 +104,7 @@ KNOWN: tuple[Known, ...] = (
        _h11_saw_control),
     _k("target-form", T,
        r"malformed request target|asterisk-form|CONNECT needs|char(acters)? in url"
-       r"|start char in url",
+       r"|start char in url|Double @ in url",
        "RFC 9112 s3.2: the target is one of four forms, and which depends on the "
        "method; h11 takes any run of visible characters"),
     _k("invalid-host", T, r"invalid Host header",

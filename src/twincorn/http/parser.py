@@ -179,9 +179,13 @@ class RequestParser:
             self.state = CLOSED
             return
         except httptools.HttpParserCallbackError as exc:
-            self._pending = None
             # A refusal raised in a callback (split_target's among them):
-            # llhttp has stopped, and so has this connection's parsing.
+            # llhttp has stopped, and so has this connection's parsing. A
+            # head still unreported passed llhttp's checks (the callback
+            # that refused came after them: trailers over a limit): it is
+            # reported first, as when the rest comes in a later feed.
+            if self._pending is not None:
+                self._report()
             self.state = CLOSED
             cause = exc.__context__
             if isinstance(cause, BaseException):

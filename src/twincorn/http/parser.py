@@ -176,6 +176,8 @@ class RequestParser:
             # CONNECT or Upgrade: llhttp ended the message at the head. The
             # bytes after it belong to another protocol, which we do not
             # speak, so the connection ends after this response.
+            if self._pending is not None:  # (on_message_complete reported it)
+                self._report()
             self.state = CLOSED
             return
         except httptools.HttpParserCallbackError as exc:
@@ -285,7 +287,7 @@ class RequestParser:
         elif name == b"content-length":
             request.content_length = int(value)  # llhttp checked the digits
         elif name == b"transfer-encoding":
-            request.chunked = True  # llhttp checked that chunked comes last
+            request.chunked = True  # llhttp checks that chunked comes last (_REFUSED_HEAD)
         elif name == b"upgrade":
             request.upgrade = True  # llhttp decides, with Connection: upgrade
         else:

@@ -72,6 +72,12 @@ def _te_chunked(d: Disagreement, data: bytes) -> bool:
     )
 
 
+def _many_digits(d: Disagreement, data: bytes) -> bool:
+    return d.ours is not None and any(
+        n == b"content-length" and len(v) > 20 for n, v in d.ours.request.headers
+    )
+
+
 def _later_minor(d: Disagreement, data: bytes) -> bool:
     return d.theirs is not None and d.theirs.version not in (b"1.0", b"1.1")
 
@@ -153,6 +159,10 @@ KNOWN: tuple[Known, ...] = (
        r"Only Transfer-Encoding: chunked|multiple Transfer-Encoding",
        "h11 decodes chunked only (RFC 9112 s6.1 allows a 501); twincorn passes a "
        "coding before the final chunked to the application (docs/http.md)"),
+    _k("cl-many-digits", H, r"bad Content-Length",
+       "h11 refuses a Content-Length of more than 20 digits (leading zeros "
+       "included); RFC 9110 s8.6 sets no such bound, and llhttp takes any value "
+       "below 2**64", _many_digits),
     _k("leading-empty-line", H, r"no request line received",
        "RFC 9112 s2.2: a server SHOULD ignore an empty line before a request "
        "line (llhttp does); h11 refuses it"),

@@ -5,13 +5,17 @@
 # make bench-load  twincorn load beside Locust and wrk, per core (needs wrk)
 # make bench-restarts  requests lost by restarts under keep-alive load, beside the peers
 # make bench-slow  twincorn and its peers under slowhttptest's four attacks
+# make fuzz   the long fuzz run of the HTTP/1.1 core (10 million inputs; docs/fuzzing.md)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: demo hello test lint typecheck pytest bench bench-load bench-restarts bench-slow clean
+FUZZ_INPUTS ?= 10000000
+FUZZ_SEED ?= 1
+
+.PHONY: demo hello test lint typecheck pytest bench bench-load bench-restarts bench-slow fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +37,13 @@ $(VENV)/.bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	touch $@
 
+# atheris ships wheels for Linux x86-64; where it does not install, the long
+# run goes on without its atheris phase (and says so).
+$(VENV)/.fuzz: $(VENV)/.test
+	$(BIN)/python -m pip install -q -e '.[test,fuzz]' || \
+		echo "atheris did not install: make fuzz runs without its atheris phase"
+	touch $@
+
 $(VENV)/.lab: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[lab]'
 	touch $@
@@ -46,7 +57,7 @@ hello: $(VENV)/.base
 test: lint typecheck pytest
 
 lint: $(VENV)/.test
-	$(BIN)/python -m ruff check src tests bench examples
+	$(BIN)/python -m ruff check src tests bench examples fuzz
 
 typecheck: $(VENV)/.test
 	$(BIN)/python -m mypy
@@ -71,6 +82,10 @@ bench-load: $(VENV)/.bench
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
 		apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python bench/load.py
+
+fuzz: $(VENV)/.fuzz
+	$(BIN)/python -m fuzz.run --inputs $(FUZZ_INPUTS) --seed $(FUZZ_SEED) \
+		--hypothesis 100000 --atheris 400000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

@@ -12,11 +12,15 @@ Expect, HTTP versions) and report each request to a `RequestHandler`:
     on_request_complete()      the message ended (trailers, if any, are on it)
 
 Anything refused raises ProtocolError from `feed`; the connection is then
-answered with that status and closed. Several requests may arrive in one
-`feed` (pipelining): they are reported in order, and it is the handler's job
-to queue them. After a message that ends the connection (`Connection:
-close`, HTTP/1.0 without keep-alive, CONNECT or Upgrade) every further byte
-is ignored: it is never parsed as another request.
+answered with that status and closed. A head is reported once llhttp has
+made its own last check of it (at the next callback, or at the end of the
+feed): a request that llhttp refuses never reaches the handler, and what
+reaches it does not depend on how the bytes were split into feeds. Several
+requests may arrive in one `feed` (pipelining): they are reported in order,
+and it is the handler's job to queue them. After a message that ends the
+connection (`Connection: close`, HTTP/1.0 without keep-alive, CONNECT or
+Upgrade) every further byte is ignored: it is never parsed as another
+request.
 
 llhttp already refuses, among others: bare CR or LF, invalid tokens in method
 and header names, control characters in values, Content-Length together with
@@ -38,6 +42,8 @@ from twincorn.http.request import Request, split_target
 
 # RFC 9112 section 3.2: Host = uri-host [ ":" port ]; an empty value is allowed.
 _HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+# RFC 9110 section 5.6.2: a field name is a token.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 section 5.5: field values hold no control characters but HTAB.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9110 section 6.5.1: fields that carry framing, routing or connection
@@ -60,6 +66,10 @@ _FORBIDDEN_TRAILERS = frozenset(
 _WATCHED = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"}
 )
+
+# The one check llhttp makes after on_headers_complete has returned: a request
+# Transfer-Encoding whose final coding is not chunked (RFC 9112 section 6.3).
+_REFUSED_HEAD = "Request has invalid `Transfer-Encoding`"
 
 # llhttp names the method as bytes; the str of each is made once.
 _METHODS: dict[bytes, str] = {
@@ -133,6 +143,7 @@ class RequestParser:
         "_max_fields",
         "_max_head",
         "_parser",
+        "_pending",
         "_policy",
         "_request",
         "_url",
@@ -144,10 +155,14 @@ class RequestParser:
         self._handler = handler
         self._policy = policy
         self._parser = httptools.HttpRequestParser(self)
+        # Any DIGIT "." DIGIT version reaches on_headers_complete, which
+        # decides (llhttp alone would answer 400 to HTTP/1.2 and HTTP/3.0).
+        self._parser.set_dangerous_leniencies(lenient_version=True)
         self._check_values = policy.permit_obsolete_folding
         if policy.permit_obsolete_folding:
             # llhttp only unfolds obs-fold in its lenient header mode, which
-            # also stops it checking values: on_header checks them instead.
+            # also stops it checking names and values: _take_fields checks
+            # them instead.
             self._parser.set_dangerous_leniencies(lenient_headers=True)
         # Read on every header: kept here rather than looked up on the policy.
         self._max_fields = policy.limit_request_fields
@@ -161,6 +176,7 @@ class RequestParser:
         self._head_raw = 0  # bytes fed while the head was unfinished
         self._head_began = False  # the current head began in this feed
         self._body_bytes = 0
+        self._pending: Request | None = None  # a valid head not yet reported
         #: Read it, never write it: see ParserState for the legal moves.
         self.state = IDLE
         #: Requests begun on this connection (a head's first byte counts).
@@ -177,18 +193,36 @@ class RequestParser:
             # CONNECT or Upgrade: llhttp ended the message at the head. The
             # bytes after it belong to another protocol, which we do not
             # speak, so the connection ends after this response.
+            if self._pending is not None:  # (on_message_complete reported it)
+                self._report()
             self.state = CLOSED
             return
         except httptools.HttpParserCallbackError as exc:
+            # A refusal raised in a callback (split_target's among them):
+            # llhttp has stopped, and so has this connection's parsing. A
+            # head still unreported passed llhttp's checks (the callback
+            # that refused came after them: trailers over a limit): it is
+            # reported first, as when the rest comes in a later feed.
+            if self._pending is not None:
+                self._report()
+            self.state = CLOSED
             cause = exc.__context__
             if isinstance(cause, BaseException):
                 raise cause from None
             raise ProtocolError(400, str(exc)) from None
         except httptools.HttpParserError as exc:
+            pending, self._pending = self._pending, None
+            if pending is not None and _REFUSED_HEAD not in str(exc):
+                # The head was valid, its body is not (a bad chunk size in
+                # the same feed): report the head first, as when the body
+                # comes in a later feed.
+                self._handler.on_request(pending)
             if self.state is CLOSED:
                 return  # bytes after a "close" message: ignored, never parsed
             self.state = CLOSED
             raise ProtocolError(400, _describe(exc)) from None
+        if self._pending is not None:
+            self._report()
         if self.state is HEAD and not self._head_began:
             # A head still unfinished after a whole feed: llhttp holds its
             # partial field, unseen by on_header, so the raw bytes count.
@@ -244,8 +278,13 @@ class RequestParser:
             # llhttp drops the whitespace before a value but keeps what
             # follows it; RFC 9110 section 5.5 says neither is in the value.
             value = value.rstrip(b" \t")
-            if check and _BAD_VALUE.search(value) is not None:
-                raise self._fail(400, "control character in a header value")
+            if check:
+                if _BAD_VALUE.search(value) is not None:
+                    raise self._fail(400, "control character in a header value")
+                # RFC 9112 section 5.1: whitespace between a field name and
+                # its colon MUST be refused (the lenient mode lets it by).
+                if _TOKEN.fullmatch(name) is None:
+                    raise self._fail(400, "invalid header field name")
             name = name.lower()
             if request is not None and name in _WATCHED:
                 self._watch(request, name, value)
@@ -266,14 +305,18 @@ class RequestParser:
         elif name == b"content-length":
             request.content_length = int(value)  # llhttp checked the digits
         elif name == b"transfer-encoding":
-            request.chunked = True  # llhttp checked that chunked comes last
+            request.chunked = True  # llhttp checks that chunked comes last (_REFUSED_HEAD)
         elif name == b"upgrade":
             request.upgrade = True  # llhttp decides, with Connection: upgrade
-        elif value.lower() == b"100-continue":
-            request.expect_continue = True
         else:
-            # RFC 9110 section 10.1.1: an expectation we cannot meet is a 417.
-            raise self._fail(417, "unsupported expectation")
+            # RFC 9110 section 10.1.1: Expect is a list (empty members
+            # allowed, section 5.6.1); a member we cannot meet is a 417.
+            for member in value.lower().split(b","):
+                member = member.strip(b" \t")
+                if member == b"100-continue":
+                    request.expect_continue = True
+                elif member:
+                    raise self._fail(417, "unsupported expectation")
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -281,7 +324,11 @@ class RequestParser:
         request.headers = self._take_fields(request)
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
-            raise self._fail(505, f"HTTP/{version} is not supported")
+            # RFC 9110 section 2.5: a later minor version of HTTP/1 is
+            # processed as the highest we implement; another major is a 505.
+            if version[:2] != "1.":
+                raise self._fail(505, f"HTTP/{version} is not supported")
+            version = "1.1"
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         request.method = method
@@ -307,9 +354,20 @@ class RequestParser:
                 raise self._fail(400, "a body on a CONNECT or Upgrade request")
             request.keep_alive = False
         self.state = BODY
+        # Reported at the next callback or at the end of this feed, not now:
+        # llhttp makes one check of its own once this returns (_REFUSED_HEAD),
+        # and a request it refuses must never have reached the handler.
+        self._pending = request
+
+    def _report(self) -> None:
+        request = self._pending
+        self._pending = None
+        assert request is not None
         self._handler.on_request(request)
 
     def on_body(self, data: bytes) -> None:
+        if self._pending is not None:
+            self._report()
         limit = self._policy.limit_request_body
         if limit:
             self._body_bytes += len(data)
@@ -318,6 +376,8 @@ class RequestParser:
         self._handler.on_body(data)
 
     def on_message_complete(self) -> None:
+        if self._pending is not None:
+            self._report()
         if self._fields:
             trailers = self._request.trailers = self._take_fields(None)
             for name, _ in trailers:

@@ -20,8 +20,10 @@ from twincorn.http.request import Request
 # RFC 9110 section 5.6.2: a field name is a token.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Response splitting: CR, LF or NUL in a value would let the application (or
-# whoever fed it the value) write headers or a whole response of its own.
-_UNSAFE_VALUE = re.compile(rb"[\x00\r\n]")
+# whoever fed it the value) write headers or a whole response of its own. The
+# other control characters but HTAB are refused too: RFC 9110 section 5.5
+# has no place for them, and clients refuse such a response (h11 does).
+_UNSAFE_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 _PHRASES = {s.value: s.phrase for s in HTTPStatus}
 _STATUS_LINES = {
@@ -45,7 +47,7 @@ def _field(pair: Iterable[bytes]) -> tuple[int, bytes]:
     if not isinstance(name, bytes) or _TOKEN.fullmatch(name) is None:
         raise ResponseError(f"invalid header name {name!r}")
     if not isinstance(value, bytes) or _UNSAFE_VALUE.search(value) is not None:
-        raise ResponseError(f"CR, LF or NUL in the value of header {name!r}")
+        raise ResponseError(f"a control character in the value of header {name!r}")
     lower = name.lower()
     kind = _PLAIN
     if lower == b"content-length":

@@ -143,9 +143,9 @@ class RequestParser:
         "_max_fields",
         "_max_head",
         "_parser",
-        "_pending",
         "_policy",
         "_request",
+        "_unreported",
         "_url",
         "messages",
         "state",
@@ -176,7 +176,7 @@ class RequestParser:
         self._head_raw = 0  # bytes fed while the head was unfinished
         self._head_began = False  # the current head began in this feed
         self._body_bytes = 0
-        self._pending: Request | None = None  # a valid head not yet reported
+        self._unreported: Request | None = None  # a valid head not yet reported
         #: Read it, never write it: see ParserState for the legal moves.
         self.state = IDLE
         #: Requests begun on this connection (a head's first byte counts).
@@ -193,7 +193,7 @@ class RequestParser:
             # CONNECT or Upgrade: llhttp ended the message at the head. The
             # bytes after it belong to another protocol, which we do not
             # speak, so the connection ends after this response.
-            if self._pending is not None:  # (on_message_complete reported it)
+            if self._unreported is not None:  # (on_message_complete reported it)
                 self._report()
             self.state = CLOSED
             return
@@ -203,7 +203,7 @@ class RequestParser:
             # head still unreported passed llhttp's checks (the callback
             # that refused came after them: trailers over a limit): it is
             # reported first, as when the rest comes in a later feed.
-            if self._pending is not None:
+            if self._unreported is not None:
                 self._report()
             self.state = CLOSED
             cause = exc.__context__
@@ -211,7 +211,7 @@ class RequestParser:
                 raise cause from None
             raise ProtocolError(400, str(exc)) from None
         except httptools.HttpParserError as exc:
-            pending, self._pending = self._pending, None
+            pending, self._unreported = self._unreported, None
             if pending is not None and _REFUSED_HEAD not in str(exc):
                 # The head was valid, its body is not (a bad chunk size in
                 # the same feed): report the head first, as when the body
@@ -221,7 +221,7 @@ class RequestParser:
                 return  # bytes after a "close" message: ignored, never parsed
             self.state = CLOSED
             raise ProtocolError(400, _describe(exc)) from None
-        if self._pending is not None:
+        if self._unreported is not None:
             self._report()
         if self.state is HEAD and not self._head_began:
             # A head still unfinished after a whole feed: llhttp holds its
@@ -357,16 +357,16 @@ class RequestParser:
         # Reported at the next callback or at the end of this feed, not now:
         # llhttp makes one check of its own once this returns (_REFUSED_HEAD),
         # and a request it refuses must never have reached the handler.
-        self._pending = request
+        self._unreported = request
 
     def _report(self) -> None:
-        request = self._pending
-        self._pending = None
+        request = self._unreported
+        self._unreported = None
         assert request is not None
         self._handler.on_request(request)
 
     def on_body(self, data: bytes) -> None:
-        if self._pending is not None:
+        if self._unreported is not None:
             self._report()
         limit = self._policy.limit_request_body
         if limit:
@@ -376,7 +376,7 @@ class RequestParser:
         self._handler.on_body(data)
 
     def on_message_complete(self) -> None:
-        if self._pending is not None:
+        if self._unreported is not None:
             self._report()
         if self._fields:
             trailers = self._request.trailers = self._take_fields(None)

@@ -9,6 +9,9 @@ same way. More targets (the connection driver) are added with `register`.
     parser-tight  RequestParser under small limits with obs-fold permitted
                   and Host not required: the oracles only
     response      ResponseWriter: the oracle of fuzz/responses.py
+    driver        HttpConnection over a fake network, an echo app behind it:
+                  the oracles of fuzz/driver.py (framing, nothing escapes,
+                  the connection ends)
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 
 from fuzz.corpus import corpus_input
 from fuzz.differential import compare, h11_parse
+from fuzz.driver import check_driver
 from fuzz.finding import Finding
 from fuzz.generate import DEFAULT, TIGHT, request_stream
 from fuzz.known import classify
@@ -92,3 +96,4 @@ def response_input(src: Source) -> bytes:
 register(Target("parser", check_parser_default, request_input(DEFAULT), weight=6))
 register(Target("parser-tight", check_parser_tight, request_input(TIGHT), weight=2))
 register(Target("response", check_response_bytes, response_input, weight=2))
+register(Target("driver", check_driver, request_input(DEFAULT), weight=1))

@@ -9,15 +9,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
-
-import httptools
 
 from twincorn import config as config_module
 from twincorn.importer import detect_interface
 from twincorn.server.listener import bind
 from twincorn.server.worker import Worker, new_event_loop
+from twincorn.testing import Response as Response
+from twincorn.testing import parse_responses as parse_responses
 
 
 class RunningServer:
@@ -113,61 +112,6 @@ def exchange(port: int, data: bytes, *, shutdown: bool = True, timeout: float = 
         if shutdown:
             sock.shutdown(socket.SHUT_WR)
         return read_until_close(sock, timeout)
-
-
-@dataclass
-class Response:
-    status: int
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    body: bytes = b""
-    complete: bool = False
-
-    def header(self, name: bytes) -> bytes | None:
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                return value
-        return None
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.responses: list[Response] = []
-        self.parser: httptools.HttpResponseParser | None = None
-
-    def on_message_begin(self) -> None:
-        self.responses.append(Response(0))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.responses[-1].headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        assert self.parser is not None
-        self.responses[-1].status = self.parser.get_status_code()
-
-    def on_body(self, body: bytes) -> None:
-        self.responses[-1].body += body
-
-    def on_message_complete(self) -> None:
-        self.responses[-1].complete = True
-
-
-def parse_responses(data: bytes, head_request: bool = False) -> list[Response]:
-    """Split the bytes a server sent into responses (1xx included)."""
-    collector = _Collector()
-    parser = httptools.HttpResponseParser(collector)
-    collector.parser = parser
-    if head_request:
-        raise NotImplementedError("HEAD responses: check the raw bytes instead")
-    try:
-        parser.feed_data(data)
-    except httptools.HttpParserUpgrade:
-        pass
-    if collector.responses and not collector.responses[-1].complete:
-        # A body delimited by the close of the connection ends here.
-        last = collector.responses[-1]
-        if last.header(b"content-length") is None and last.header(b"transfer-encoding") is None:
-            last.complete = True
-    return collector.responses
 
 
 class ErrorLog(logging.Handler):

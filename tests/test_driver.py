@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeWorker, Link, fake_worker
 from twincorn.server.protocol import LINGER_SECONDS, Deadline, Phase
+from twincorn.testing import FakeWorker, Link, fake_worker
 
 LAG = 1.0  # the sweep's lag the driver allows for (server/protocol.py, _LAG)
 HELD: dict[str, asyncio.Event] = {}

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeChannel, request
-from support import parse_responses
 from twincorn.asgi import ASGIAdapter, ASGIExchange, ClientDisconnected
 from twincorn.http import Request
+from twincorn.testing import FakeChannel, parse_responses, request
 from twincorn.wsgi import WSGIAdapter, WSGIExchange
 
 

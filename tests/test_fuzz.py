@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fuzz.differential import Disagreement, compare, h11_parse
+from fuzz.driver import check_driver
 from fuzz.finding import Finding
 from fuzz.generate import DEFAULT, TIGHT
 from fuzz.known import KNOWN, classify
@@ -28,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 
 from twincorn.http import Request, response
 from twincorn.http.parser import IDLE
+from twincorn.server.protocol import HttpConnection
 
 ROOT = Path(__file__).resolve().parent.parent
 REGRESSIONS = sorted((ROOT / "tests" / "data" / "fuzz").glob("*.bin"))
@@ -124,6 +126,38 @@ def test_response_oracle_catches_a_lax_writer(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(response, "_FIELDS", {})
     with pytest.raises(Finding, match="bad value"):
         check_response(spec)
+
+
+TWO = (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+       b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+
+
+def test_driver_oracle_reads_each_response_as_its_request_asks() -> None:
+    check_driver(TWO)
+    check_driver(TWO + b"NOT HTTP\r\n\r\n")  # the refusal after both answers
+    check_driver(TWO[:-1])  # cut short by the FIN: 400 after the first answer
+
+
+def test_driver_oracle_catches_a_response_framed_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A writer that announces one byte more than it sends: the first body
+    # would swallow the start of the second response.
+    real = response.ResponseWriter._head
+
+    def lying(self: response.ResponseWriter, length: int | None) -> bytes:
+        return real(self, None if length is None else length + 1)
+
+    monkeypatch.setattr(response.ResponseWriter, "_head", lying)
+    with pytest.raises(Finding, match="driver-framing"):
+        check_driver(TWO)
+
+
+def test_driver_oracle_catches_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: HttpConnection, request: Request) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(HttpConnection, "on_request", broken)
+    with pytest.raises(Finding, match="driver-exception"):
+        check_driver(TWO)
 
 
 def test_differential_classifies_known_and_unknown() -> None:

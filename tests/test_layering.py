@@ -21,6 +21,10 @@ ALLOWED = {
     "config_file.py": set(),
     "trace.py": {"twincorn.logs"},
     "lab": {"twincorn", "twincorn.lab", "twincorn.load"},
+    # The fakes for driving a connection without sockets: above the server,
+    # and nothing in the package imports them.
+    "testing.py": {"twincorn.asgi", "twincorn.wsgi", "twincorn.exchange", "twincorn.http",
+                   "twincorn.server"},
 }
 
 
@@ -76,3 +80,8 @@ def test_master_starts_workers_through_server_only() -> None:
         assert not bad, f"master/{path.name} imports {bad}"
         text = path.read_text()
         assert "asyncio" not in text.replace("event loop", ""), f"master/{path.name} uses asyncio"
+
+
+def test_nothing_in_the_package_imports_the_fakes() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        assert "twincorn.testing" not in imported(path), f"{path.relative_to(PACKAGE)}"

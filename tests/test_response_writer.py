@@ -114,6 +114,22 @@ def test_head_keeps_a_declared_length() -> None:
     assert fields[b"content-length"] == b"42"
 
 
+def test_a_2xx_to_connect_opens_a_tunnel_with_no_framing() -> None:
+    # RFC 9110 s9.3.6: no Content-Length or Transfer-Encoding; what follows
+    # the head is the tunnel's, and the close ends it.
+    w = ResponseWriter(200, [(b"content-length", b"3")], request("CONNECT"))
+    out = w.body(b"raw", False)
+    _, fields, body = head_of(out)
+    assert not {b"content-length", b"transfer-encoding", b"connection"} & fields.keys()
+    assert body == b"raw" and not w.keep_alive
+
+
+def test_a_refused_connect_is_framed_as_usual() -> None:
+    w = ResponseWriter(403, [], request("CONNECT"))
+    _, fields, _ = head_of(w.body(b"no", False))
+    assert fields[b"content-length"] == b"2"
+
+
 def test_the_connection_can_refuse_keep_alive() -> None:
     w = ResponseWriter(200, [], request(), keep_alive=False)
     _, fields, _ = head_of(w.body(b"x", False))

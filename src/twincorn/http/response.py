@@ -160,6 +160,7 @@ class ResponseWriter:
         "_http10",
         "_send_body",
         "_server",
+        "_tunnel",
         "bytes_sent",
         "finished",
         "keep_alive",
@@ -211,6 +212,13 @@ class ResponseWriter:
             # _FRAMED: Transfer-Encoding and Connection (but close) from the
             # application are dropped: the writer frames the body itself.
         self._headers = lines
+        # RFC 9110 section 9.3.6: a 2xx answer to CONNECT opens a tunnel and
+        # carries no Content-Length or Transfer-Encoding; what follows its
+        # head belongs to the tunnel, and the close ends it.
+        self._tunnel = 200 <= status < 300 and request.method == "CONNECT"
+        if self._tunnel:
+            self._declared = None
+            self.keep_alive = False
 
     def body(self, data: bytes, more: bool) -> bytes:
         """The bytes to write for one piece of the body."""
@@ -247,6 +255,10 @@ class ResponseWriter:
     def file_head(self, count: int) -> bytes:
         """The head for a body of `count` bytes that is sent by other means
         (sendfile); the writer counts those bytes as sent."""
+        if self._tunnel:
+            self.finished = True
+            self.bytes_sent = count
+            return self._head(None)
         if self._declared is None:
             self._declared = count
         head = self._head(count)
@@ -270,6 +282,9 @@ class ResponseWriter:
             if self._server:
                 head.append(_server_line(self._server))
         status = self.status
+        if self._tunnel:
+            head.append(b"\r\n")  # no framing, no Connection: see __init__
+            return b"".join(head)
         if self._declared is not None:
             if status >= 200 and status != 204:  # RFC 9110 section 8.6
                 head.append(b"content-length: %d\r\n" % self._declared)

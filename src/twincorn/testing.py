@@ -1,7 +1,10 @@
 """Fakes for driving the connection driver and the adapters without sockets.
 
-h11's `ConnectionPair` is the model: both ends of a connection joined by a
-fake network, in one thread, with nothing left to chance. Here:
+twincorn's own tests use them, and so do its fuzzer (fuzz/driver.py) and
+its in-process benchmark (bench/inprocess.py); they ship with the package,
+as trio ships trio.testing, for anyone who wants to drive a connection the
+same way. h11's `ConnectionPair` is the model: both ends of a connection
+joined by a fake network, in one thread, with nothing left to chance. Here:
 
 - `FakeTransport` is the server's end of the network: what the driver writes
   is kept in `written`; reading, writing and closing are flags a test reads
@@ -12,7 +15,9 @@ fake network, in one thread, with nothing left to chance. Here:
   instantly and exactly. `connect()` gives a `Link`.
 - `Link` is one connection seen from the client's side: `send` bytes, `fin`
   (shut down the sending side), `reset`, read `responses()`; `lose()`
-  delivers connection_lost once the server closed its end.
+  delivers connection_lost once the server closed its end. What the client
+  sends while the server does not read waits, as in a socket, and arrives
+  once reading resumes (the FIN after it).
 - `FakeChannel` is the Channel an exchange talks to, for the adapters alone.
 """
 
@@ -22,9 +27,11 @@ import asyncio
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import IO, Any
 
-from support import Response, parse_responses
+import httptools
+
 from twincorn.asgi import ASGIAdapter
 from twincorn.exchange import Adapter
 from twincorn.http import Request, RequestPolicy
@@ -91,22 +98,38 @@ class Link:
         self.conn = HttpConnection(worker.state)
         self.conn.connection_made(self.transport)  # type: ignore[arg-type]
         self.lost = False
+        self._inbox: list[bytes] = []  # sent, not yet read by the server
+        self._fin = False  # the client's FIN, behind the inbox
+        worker.links.append(self)
 
     # -- the client acts --------------------------------------------------
 
     def send(self, data: bytes, *, bytewise: bool = False) -> None:
-        """Bytes reach the server (one read, or one read per byte); the
-        loop then runs until nothing is left to do."""
-        pieces = [data[i:i + 1] for i in range(len(data))] if bytewise else [data]
-        for piece in pieces:
-            if self.transport.reading and not self.lost:
-                self.conn.data_received(piece)
-            self.worker.run()
+        """Bytes reach the server (one read, or one read per byte; held
+        while it does not read); the loop runs after each read."""
+        self.send_pieces([data[i:i + 1] for i in range(len(data))] if bytewise else [data])
+
+    def send_pieces(self, pieces: list[bytes]) -> None:
+        self._inbox.extend(p for p in pieces if p)
+        self.pump()
 
     def fin(self) -> None:
-        """The client shuts down its sending side (its FIN arrives)."""
-        self.conn.eof_received()
-        self.worker.run()
+        """The client shuts down its sending side (its FIN arrives after
+        what it sent)."""
+        self._fin = True
+        self.pump()
+
+    def pump(self) -> None:
+        """Deliver what waits while the server reads (FakeWorker.run calls it)."""
+        while self._inbox and self.transport.reading and not self.lost \
+                and not self.transport.closing:
+            self.conn.data_received(self._inbox.pop(0))
+            self.worker.turn()
+        if self._fin and not self._inbox and self.transport.reading and not self.lost \
+                and not self.transport.closing:
+            self._fin = False
+            self.conn.eof_received()
+        self.worker.turn()
 
     def reset(self) -> None:
         """The client is gone (its RST arrives)."""
@@ -129,6 +152,7 @@ class Link:
         if not self.lost:
             self.lost = True
             self.conn.connection_lost(exc)
+            self.worker.links.remove(self)
             self.worker.run()
 
     # -- what the client sees -----------------------------------------------
@@ -173,16 +197,24 @@ class FakeWorker:
         timeouts = {k: settings.pop(k) for k in list(settings) if k in Timeouts.__slots__}
         self.state = WorkerState(loop=self.loop, adapter=adapter, policy=RequestPolicy(),
                                  timeouts=Timeouts(**timeouts), now=1000.0, **settings)
+        self.links: list[Link] = []
 
     def connect(self, sock: socket.socket | None = None) -> Link:
         link = Link(self, sock)
         self.run()
         return link
 
-    def run(self, turns: int = 10) -> None:
+    def turn(self, turns: int = 10) -> None:
         """Let the loop run what is ready (ASGI Tasks, call_soon hand-offs)."""
         for _ in range(turns):
             self.loop.run_until_complete(asyncio.sleep(0))
+
+    def run(self, turns: int = 10) -> None:
+        """Run the loop, and deliver what clients sent once the server reads."""
+        self.turn(turns)
+        for link in self.links:
+            if link._inbox or link._fin:
+                link.pump()
 
     def advance(self, seconds: float) -> None:
         """Move the clock and run the sweep, as the worker's timer would."""
@@ -266,6 +298,60 @@ class FakeChannel:
 
     def abort(self) -> None:
         self.aborted = True
+
+
+@dataclass
+class Response:
+    """One response as the client read it."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+    complete: bool = False
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+class _Reader:
+    """httptools' response callbacks, gathering Responses."""
+
+    def __init__(self) -> None:
+        self.responses: list[Response] = []
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_message_begin(self) -> None:
+        self.responses.append(Response(0))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.responses[-1].headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.responses[-1].status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self.responses[-1].body += body
+
+    def on_message_complete(self) -> None:
+        self.responses[-1].complete = True
+
+
+def parse_responses(data: bytes) -> list[Response]:
+    """Split the bytes a server sent into responses (1xx included); a last
+    body that only the close of the connection ends counts as complete."""
+    reader = _Reader()
+    try:
+        reader.parser.feed_data(data)
+    except httptools.HttpParserUpgrade:
+        pass
+    last = reader.responses[-1] if reader.responses else None
+    if last is not None and not last.complete and last.header(b"content-length") is None \
+            and last.header(b"transfer-encoding") is None:
+        last.complete = True
+    return reader.responses
 
 
 def request(method: str = "GET", path: bytes = b"/", *, body_length: int | None = None,

@@ -268,3 +268,21 @@ def test_the_corpus_is_all_there(corpus: Path) -> None:
     assert {c.name.split("/")[0] for c in cases} == {"valid", "invalid"}
     assert all(c.kind == c.name.split("/")[0] for c in cases)
     assert IDLE != HEAD  # the states compared above are distinct values
+
+
+def test_a_parser_closed_by_its_handler_mid_feed_parses_nothing_more() -> None:
+    # The driver closes the parser from a callback (a drained body over its
+    # limit, say): the requests after it in the same read are never parsed.
+    class Closing(Recorder):
+        def on_request_complete(self) -> None:
+            super().on_request_complete()
+            parser.close()
+
+    recorder = Closing()
+    parser = RequestParser(recorder, RequestPolicy())
+    two = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+    parser.feed(two)
+    assert [s.request.target for s in recorder.seen] == [b"/a"]
+    assert parser.state is ParserState.CLOSED
+    parser.feed(two)  # and nothing later either
+    assert len(recorder.seen) == 1

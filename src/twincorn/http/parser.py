@@ -113,6 +113,10 @@ class RequestHandler(Protocol):
     def on_request_complete(self) -> None: ...
 
 
+class _Closed(Exception):
+    """Stops llhttp within a feed once the parser was closed (not a refusal)."""
+
+
 class _Detached:
     """The handler of a parser whose connection is gone: hears nothing."""
 
@@ -207,6 +211,8 @@ class RequestParser:
                 self._report()
             self.state = CLOSED
             cause = exc.__context__
+            if isinstance(cause, _Closed):
+                return
             if isinstance(cause, BaseException):
                 raise cause from None
             raise ProtocolError(400, str(exc)) from None
@@ -237,6 +243,10 @@ class RequestParser:
     # -- llhttp callbacks -------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self.state is CLOSED:
+            # The handler closed the parser in the middle of this feed (the
+            # driver is closing): llhttp must not go on to the next request.
+            raise _Closed
         self.state = HEAD
         self.messages += 1
         self._request = Request()
@@ -383,7 +393,8 @@ class RequestParser:
             for name, _ in trailers:
                 if name in _FORBIDDEN_TRAILERS:
                     raise self._fail(400, f"{name.decode()} is not allowed in trailers")
-        self.state = IDLE if self._request.keep_alive else CLOSED
+        if self.state is not CLOSED:  # close() is for good
+            self.state = IDLE if self._request.keep_alive else CLOSED
         self._handler.on_request_complete()
 
     def close(self) -> None:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import selectors
 import socket
 import statistics
@@ -31,45 +29,41 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-import serving
-from serving import HOST, LOAD_CPU, RunFailed
+import app_worker
+import machine
+import options
+import procfs
+import rounds
+import servers
+from machine import LOAD_CPU, SERVER_CPU
+from servers import HOST, RunFailed, Server
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: idle-memory\r\n\r\n"
 IDLE_SECONDS = 600  # keep-alive timeouts set longer than any measurement
 
 
-@dataclass(frozen=True)
-class Server:
-    """A server set-up: argv with {host}, {port} and {limit} (connections
-    allowed: more than the client opens)."""
-
-    name: str
-    argv: str
-
-    def command(self, port: int, limit: int) -> list[str]:
-        words = self.argv.split()
-        return [part.format(host=HOST, port=port, limit=limit) for part in words]
-
-
+# Each command's {limit}: the connections allowed, more than the client opens.
 SERVERS = {
     server.name: server
     for server in (
         Server(
             "twincorn",
+            "asgi",
             "twincorn serve echo1k:asgi --interface asgi --workers 1 --no-access-log"
             f" --worker-connections {{limit}} --timeout-keep-alive {IDLE_SECONDS}"
             " --bind {host}:{port}",
         ),
         Server(
             "twincorn-asyncio",
+            "asgi",
             "twincorn serve echo1k:asgi --interface asgi --workers 1 --no-access-log"
             f" --worker-connections {{limit}} --timeout-keep-alive {IDLE_SECONDS}"
             " --loop asyncio --bind {host}:{port}",
         ),
         Server(
             "uvicorn",
+            "asgi",
             "uvicorn echo1k:asgi --interface asgi3 --loop uvloop --http httptools"
             f" --no-access-log --log-level warning --timeout-keep-alive {IDLE_SECONDS}"
             " --backlog {limit} --host {host} --port {port}",
@@ -78,6 +72,7 @@ SERVERS = {
         # (at most 60 s): the measurement must take less.
         Server(
             "granian",
+            "asgi",
             "granian --interface asgi --workers 1 --loop uvloop --log-level warning"
             " --http 1 --http1-header-read-timeout 60000 --backlog {limit}"
             " --host {host} --port {port} echo1k:asgi",
@@ -130,6 +125,10 @@ class Row:
     server: Server
     problem: str = ""
     samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.server.name
 
 
 # -- the client ----------------------------------------------------------------
@@ -191,31 +190,34 @@ def warm_up(port: int, count: int) -> None:
 
 
 def measure(server: Server, args: argparse.Namespace) -> Sample:
-    port = serving.free_port()
-    with tempfile.TemporaryFile() as log:
-        proc = serving.start(server.command(port, args.connections + 100), log)
-        socks: list[socket.socket] = []
+    port = servers.free_port()
+    command = server.command(port, limit=args.connections + 100)
+    socks: list[socket.socket] = []
+    with (
+        tempfile.TemporaryFile() as log,
+        servers.started(command, log, path=[app_worker.APPS]) as proc,
+    ):
         try:
-            pid = serving.wait_ready(proc, port, log)
+            pid = app_worker.find(proc, port, log)
             warm_up(port, args.warmup)
-            serving.fetch_stats(port, query="collect")  # the warm-up's garbage, if any
+            app_worker.stats(port, query="collect")  # the warm-up's garbage, if any
             time.sleep(args.pause)
-            before, blocks_before = serving.rss_kib(pid), serving.fetch_stats(port)["blocks"]
+            before, blocks_before = procfs.rss_kib(pid), app_worker.stats(port)["blocks"]
             types_before = types(port) if args.breakdown else {}
             started = time.monotonic()
             for _ in range(args.connections):
                 socks.append(exchange(port))
             open_seconds = time.monotonic() - started
             time.sleep(args.pause)
-            rss_open, blocks_open = serving.rss_kib(pid), serving.fetch_stats(port)["blocks"]
+            rss_open, blocks_open = procfs.rss_kib(pid), app_worker.stats(port)["blocks"]
             types_open = types(port) if args.breakdown else {}
             closed = closed_by_server(socks)
             for sock in socks:
                 sock.close()
             socks.clear()
             time.sleep(args.pause)
-            rss_closed, blocks_closed = serving.rss_kib(pid), serving.fetch_stats(port)["blocks"]
-            blocks_collected = serving.fetch_stats(port, query="collect")["blocks"]
+            rss_closed, blocks_closed = procfs.rss_kib(pid), app_worker.stats(port)["blocks"]
+            blocks_collected = app_worker.stats(port, query="collect")["blocks"]
             return Sample(
                 args.connections, open_seconds, before, rss_open, rss_closed,
                 blocks_before, blocks_open, blocks_closed, blocks_collected, closed,
@@ -224,11 +226,10 @@ def measure(server: Server, args: argparse.Namespace) -> Sample:
         finally:
             for sock in socks:
                 sock.close()
-            serving.stop(proc)
 
 
 def types(port: int) -> dict[str, list[int]]:
-    found: dict[str, list[int]] = serving.fetch_stats(port, timeout=60.0, query="types")["types"]
+    found: dict[str, list[int]] = app_worker.stats(port, timeout=60.0, query="types")["types"]
     return found
 
 
@@ -240,30 +241,20 @@ def difference(after: dict[str, list[int]], before: dict[str, list[int]]) -> dic
     }
 
 
-def rotated(rows: Sequence[Row], turn: int) -> list[Row]:
-    turn %= max(1, len(rows))
-    return [*rows[turn:], *rows[:turn]]
-
-
 def run(rows: Sequence[Row], args: argparse.Namespace) -> None:
-    for turn in range(args.rounds):
-        for row in rotated([row for row in rows if not row.problem], turn):
-            name = row.server.name
-            print(f"round {turn + 1}/{args.rounds}: {name} ...", file=sys.stderr, flush=True)
-            try:
-                sample = measure(row.server, args)
-            except (RunFailed, OSError) as exc:
-                row.problem = f"failed in round {turn + 1}: {exc}"
-                print(f"  {name} {row.problem}", file=sys.stderr, flush=True)
-                continue
-            row.samples.append(sample)
-            print(
-                f"  {name}: {sample.per_connection_kib:.2f} KiB per connection"
-                f" ({sample.rss_before_kib / 1024:.1f} -> {sample.rss_open_kib / 1024:.1f} MiB,"
-                f" {sample.closed_by_server} closed by the server)",
-                file=sys.stderr,
-                flush=True,
-            )
+    for turn, row in rounds.rounds(args.rounds, [rows], lambda r: r.label, lambda r: not r.problem):
+        try:
+            sample = measure(row.server, args)
+        except (RunFailed, OSError) as exc:
+            row.problem = f"failed in round {turn}: {exc}"
+            rounds.say(f"  {row.label} {row.problem}")
+            continue
+        row.samples.append(sample)
+        rounds.say(
+            f"  {row.label}: {sample.per_connection_kib:.2f} KiB per connection"
+            f" ({sample.rss_before_kib / 1024:.1f} -> {sample.rss_open_kib / 1024:.1f} MiB,"
+            f" {sample.closed_by_server} closed by the server)"
+        )
 
 
 # -- the table -----------------------------------------------------------------
@@ -275,20 +266,14 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def spread(values: Sequence[float], digits: int = 2) -> str:
-    middle = f"{statistics.median(values):.{digits}f}"
-    if len(values) < 2:
-        return middle
-    return f"{middle} ({min(values):.{digits}f}..{max(values):.{digits}f})"
-
-
 def ratios(rows: Sequence[Row], row: Row) -> list[float]:
     """twincorn's per-connection memory over this peer's, round by round."""
     ours = next((r for r in rows if r.server.name == "twincorn"), None)
     if ours is None or row.server.name.startswith("twincorn") or not row.samples:
         return []
-    pairs = zip(ours.samples, row.samples, strict=False)
-    return [a.per_connection_kib / b.per_connection_kib for a, b in pairs]
+    return rounds.ratios(
+        [s.per_connection_kib for s in ours.samples], [s.per_connection_kib for s in row.samples]
+    )
 
 
 def cells(rows: Sequence[Row], row: Row) -> list[str]:
@@ -301,8 +286,8 @@ def cells(rows: Sequence[Row], row: Row) -> list[str]:
         row.server.name,
         f"{median([s.rss_before_kib / 1024 for s in samples]):.1f}",
         f"{median([s.rss_open_kib / 1024 for s in samples]):.1f}",
-        spread([s.per_connection_kib for s in samples]),
-        spread(shares) if shares else "-",
+        rounds.median_range([s.per_connection_kib for s in samples]),
+        rounds.median_range(shares) if shares else "-",
         f"{median([s.blocks_per_connection for s in samples]):.1f}",
         f"{median([s.kept_per_connection_kib for s in samples]):.2f}",
         f"{median([s.blocks_kept_per_connection for s in samples]):.1f}",
@@ -310,17 +295,6 @@ def cells(rows: Sequence[Row], row: Row) -> list[str]:
         str(sum(s.closed_by_server for s in samples)),
         row.problem,
     ]
-
-
-def render(table: Sequence[Sequence[str]], markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        return "\n".join(lines + ["| " + " | ".join(line) + " |" for line in table])
-    widths = [max(len(line[i]) for line in [COLUMNS, *table]) for i in range(len(COLUMNS))]
-    return "\n".join(
-        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
-        for line in [COLUMNS, *table]
-    )
 
 
 def breakdown(row: Row, top: int = 15) -> str:
@@ -337,52 +311,32 @@ def breakdown(row: Row, top: int = 15) -> str:
 
 
 def describe(rows: Sequence[Row], args: argparse.Namespace) -> str:
-    executables = [row.server.argv.split()[0] for row in rows]
+    executables = [row.server.executable for row in rows]
     return (
         f"{args.connections:,} idle keep-alive connections (one GET / each, 1 KiB answers);"
-        f" one worker on CPU {serving.SERVER_CPU}, client on CPU {LOAD_CPU};"
+        f" one worker on CPU {SERVER_CPU}, client on CPU {LOAD_CPU};"
         f" median of {args.rounds} rounds (range).\n"
-        f"{serving.describe_software(executables)}."
+        f"{machine.software(executables)}."
     )
 
 
 # -- main ----------------------------------------------------------------------
 
 
-def raise_descriptor_limit(needed: int) -> str:
-    """Raise this process's RLIMIT_NOFILE (the servers inherit it); '' or why not."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= needed:
-        return ""
-    if hard != resource.RLIM_INFINITY:
-        hard = max(hard, needed)  # only root may raise the hard limit
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    except (ValueError, OSError):
-        return f"needs {needed} file descriptors: raise the limit (ulimit -n {needed})"
-    return ""
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options.parser(__doc__)
     add = parser.add_argument
     names = ", ".join(SERVERS)
     add("--connections", type=int, default=10_000, help="idle connections opened (10000)")
-    add("--servers", default=",".join(SERVERS), help=f"comma-separated, among {names} (all)")
+    add("--servers", type=options.names(list(SERVERS)), default=list(SERVERS),
+        help=f"comma-separated, among {names} (all)")  # fmt: skip
     add("--rounds", type=int, default=3, help="rounds, servers alternating (3)")
     add("--warmup", type=int, default=500, help="short-lived connections first (500)")
     add("--pause", type=float, default=2.0, help="seconds of quiet before each figure (2)")
     add("--breakdown", action="store_true",
         help="count the worker's objects by type (diagnosis: skews the RSS figures)")  # fmt: skip
-    add("--json", type=Path, metavar="FILE", help="also save the results")
-    add("--markdown", action="store_true", help="print a markdown table")
+    options.add_output(parser, json="also save the results")
     args = parser.parse_args(argv)
-    args.servers = [name.strip() for name in args.servers.split(",") if name.strip()]
-    unknown = [name for name in args.servers if name not in SERVERS]
-    if unknown or not args.servers:
-        parser.error(f"--servers: choose among {names}")
     if min(args.connections, args.rounds) < 1 or args.warmup < 0:
         parser.error("--connections and --rounds must be > 0, --warmup >= 0")
     return args
@@ -390,26 +344,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    problems = serving.missing_tools(wrk=False)
-    problem = raise_descriptor_limit(args.connections + 200)
-    if problem or problems:
-        print("\n".join([*problems, problem]).strip(), file=sys.stderr)
+    if not machine.ready(nofile=args.connections + 200):
         return 2
-    os.sched_setaffinity(0, {int(LOAD_CPU)})
-    serving.install_cleanup()
-    rows = [Row(SERVERS[name]) for name in args.servers]
-    for row in rows:
-        if not serving.installed(row.server.argv.split()[0]):
-            row.problem = "not installed"
-    try:
-        run(rows, args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    machine.use_load_cpu()
+    rows = [Row(SERVERS[name], SERVERS[name].unavailable()) for name in args.servers]
+    if not servers.measure_all(lambda: run(rows, args)):
         return 130
-    finally:
-        serving.stop_all()
     print(describe(rows, args), end="\n\n")
-    print(render([cells(rows, row) for row in rows], args.markdown))
+    print(rounds.render(COLUMNS, [cells(rows, row) for row in rows], args.markdown))
     for row in rows if args.breakdown else ():
         print("\n" + breakdown(row), end="")
     if args.json:

@@ -12,7 +12,6 @@ goes (cProfile).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import cProfile
 import pstats
@@ -23,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import options
 from examples.asgi.app import app as asgi_app
 from examples.wsgi.app import app as wsgi_app
 
@@ -87,7 +87,7 @@ def run(kind: str, requests: int, loop_name: str = "auto") -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = options.parser(__doc__)
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto")

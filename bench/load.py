@@ -38,21 +38,24 @@ import argparse
 import asyncio
 import csv
 import json
-import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-SERVER_CPU = 0
-CLIENT_CPU = "1"
+import machine
+import options
+import procfs
+import rounds
+import servers
+import wrk
+from machine import LOAD_CPU, SERVER_CPU
+from servers import BIN, HOST, ROOT, RunFailed
+
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!"
 
 USER_SCENARIO = """\
@@ -93,41 +96,15 @@ class _Answer(asyncio.Protocol):
 
 
 def serve(port: int) -> None:
-    """Run the fast server (in its own process, on CPU 0)."""
+    """Run the fast server (in its own process, pinned to CPU 0 by taskset)."""
     import uvloop
-
-    os.sched_setaffinity(0, {SERVER_CPU})
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(_Answer, "127.0.0.1", port, backlog=4096)
+        server = await loop.create_server(_Answer, HOST, port, backlog=4096)
         await server.serve_forever()
 
     uvloop.run(main())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-                if sock.recv(100).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("the bench server did not start")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the clients --------------------------------------------------------------------
@@ -156,14 +133,14 @@ def run_client(name: str, argv: list[str], server_pid: int, timeout: float
     """Run a tester pinned to CPU 1 (taskset execs it: same pid), sampling
     its CPU time and the server's every 0.2 s."""
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(["taskset", "-c", CLIENT_CPU, *argv], cwd=ROOT,
+        proc = subprocess.Popen(machine.pinned(LOAD_CPU, argv), cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, text=True)
         started = time.monotonic()
         samples: list[tuple[float, float, float]] = []  # (time, client cpu, server cpu)
         while proc.poll() is None and time.monotonic() - started < timeout:
             try:
-                samples.append((time.monotonic(), cpu_seconds(proc.pid),
-                                cpu_seconds(server_pid)))
+                samples.append((time.monotonic(), procfs.cpu_seconds(proc.pid),
+                                procfs.cpu_seconds(server_pid)))
             except (OSError, IndexError, ValueError):
                 pass  # exiting
             time.sleep(0.2)
@@ -229,10 +206,11 @@ def wrk_row(url: str, duration: float, connections: int, server_pid: int) -> Row
         return Row(name, note="not installed: apt-get install wrk")
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", url]
     row, output = run_client(name, argv, server_pid, duration + 30)
-    found = re.search(r"(\d+) requests in ([\d.]+)(m?s)", output)
-    if found:
-        row.requests = int(found.group(1))
-        row.seconds = float(found.group(2)) / (1000 if found.group(3) == "ms" else 1)
+    try:
+        result = wrk.parse(output)
+    except RunFailed:
+        return row
+    row.requests, row.seconds = result.requests, result.seconds
     return row
 
 
@@ -252,19 +230,24 @@ def ratio(a: Row | None, b: Row | None) -> float | None:
     return a.per_cpu_second / b.per_cpu_second
 
 
-def table(rows: list[Row], duration: float) -> str:
-    lines = [
-        "| client | requests/s | client CPU | requests per CPU-second | server CPU | note |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+COLUMNS = ("client", "requests/s", "client CPU", "requests per CPU-second", "server CPU", "note")
+
+
+def cells(r: Row) -> list[str]:
+    if not r.requests:
+        return [r.client, "", "", "", "", r.note]
+    return [
+        r.client,
+        f"{r.rps:,.0f}",
+        f"{100 * r.client_share:.0f}%",
+        f"{r.per_cpu_second:,.0f}",
+        f"{100 * r.server_share:.0f}%",
+        r.note,
     ]
-    for r in rows:
-        if not r.requests:
-            lines.append(f"| {r.client} | | | | | {r.note} |")
-            continue
-        lines.append(
-            f"| {r.client} | {r.rps:,.0f} | {100 * r.client_share:.0f}% "
-            f"| {r.per_cpu_second:,.0f} | {100 * r.server_share:.0f}% | {r.note} |"
-        )
+
+
+def table(rows: list[Row], duration: float) -> str:
+    lines = [rounds.render(COLUMNS, [cells(r) for r in rows], True, numeric=COLUMNS[1:5])]
     by_name = {r.client: r for r in rows}
     lean = by_name.get("twincorn load URL")
     fast = by_name.get("Locust FastHttpUser")
@@ -283,64 +266,79 @@ def table(rows: list[Row], duration: float) -> str:
         verdict = "met" if wrk_lean <= 3 else "not met"
         lines.append(f"- wrk / twincorn, per CPU-second: **{wrk_lean:.2f}x** "
                      f"(aim: at most 3x, {verdict})")
-    lines.append(f"- {duration:g} s per client; CPU {SERVER_CPU} serves, CPU {CLIENT_CPU} loads.")
+    lines.append(f"- {duration:g} s per client; CPU {SERVER_CPU} serves, CPU {LOAD_CPU} loads.")
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args() -> argparse.Namespace:
+    parser = options.parser(__doc__)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per client")
     parser.add_argument("--connections", type=int, default=50, help="users / connections")
     parser.add_argument("--only", action="append", default=None,
                         help="run only clients whose name contains this (repeat)")
     parser.add_argument("--locust", help="the locust executable (default: beside python)")
-    parser.add_argument("--json", help="also write the rows to FILE")
-    parser.add_argument("--markdown", action="store_true", help="(the table is markdown)")
+    options.add_output(parser, json="also write the rows to FILE",
+                       markdown="(the table is markdown)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+Plan = list[tuple[str, Callable[[], Row]]]
+
+
+def plan(url: str, args: argparse.Namespace, pid: int, work: Path) -> Plan:
+    """The testers, by name, each a call that runs it."""
+    (work / "hello_user.py").write_text(USER_SCENARIO)
+    user = ["-f", str(work / "hello_user.py"), "-H", url]
+    locust = find_locust(args.locust)
+    d, c = args.duration, args.connections
+    return [
+        ("twincorn load URL",
+         lambda: twincorn_row("twincorn load URL", [url], url, d, c, pid, work)),
+        ("twincorn load -f (User)",
+         lambda: twincorn_row("twincorn load -f (User)", user, url, d, c, pid, work)),
+        ("Locust FastHttpUser",
+         lambda: locust_row("Locust FastHttpUser", locust, LOCUST_FAST, url, d, c, pid, work)),
+        ("Locust HttpUser",
+         lambda: locust_row("Locust HttpUser", locust, LOCUST_PLAIN, url, d, c, pid, work)),
+        ("wrk -t1", lambda: wrk_row(url, d, c, pid)),
+    ]  # fmt: skip
+
+
+def run_all(rows: list[Row], args: argparse.Namespace) -> None:
+    """The fast server on CPU 0, and each tester chosen in turn against it."""
+    port = servers.free_port()
+    url = f"http://{HOST}:{port}/"
+    with (
+        tempfile.TemporaryFile() as log,
+        servers.started([sys.executable, __file__, "--serve", str(port)], log) as server,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        servers.wait_ready(server, log, servers.answering(port))
+        for name, run in plan(url, args, server.pid, Path(tmp)):
+            if args.only and not any(o.lower() in name.lower() for o in args.only):
+                continue
+            rounds.say(f"running {name} for {args.duration:g} s...")
+            rows.append(run())
+
+
+def main() -> int:
+    args = parse_args()
     if args.serve:
         serve(args.serve)
         return 0
-    if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
-        print("bench/load.py needs taskset (util-linux) and two CPUs", file=sys.stderr)
+    if not machine.ready():
         return 2
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
     rows: list[Row] = []
     try:
-        wait_ready(port)
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            (work / "hello_user.py").write_text(USER_SCENARIO)
-            locust = find_locust(args.locust)
-            d, c, pid = args.duration, args.connections, server.pid
-            plan = [
-                ("twincorn load URL",
-                 lambda: twincorn_row("twincorn load URL", [url], url, d, c, pid, work)),
-                ("twincorn load -f (User)",
-                 lambda: twincorn_row("twincorn load -f (User)",
-                                      ["-f", str(work / "hello_user.py"), "-H", url],
-                                      url, d, c, pid, work)),
-                ("Locust FastHttpUser",
-                 lambda: locust_row("Locust FastHttpUser", locust, LOCUST_FAST, url, d, c,
-                                    pid, work)),
-                ("Locust HttpUser",
-                 lambda: locust_row("Locust HttpUser", locust, LOCUST_PLAIN, url, d, c,
-                                    pid, work)),
-                ("wrk -t1", lambda: wrk_row(url, d, c, pid)),
-            ]
-            for name, run in plan:
-                if args.only and not any(o.lower() in name.lower() for o in args.only):
-                    continue
-                print(f"running {name} for {d:g} s...", file=sys.stderr)
-                rows.append(run())
-    finally:
-        server.terminate()
-        server.wait(5)
+        if not servers.measure_all(lambda: run_all(rows, args)):
+            return 130
+    except RunFailed as exc:
+        print(f"the bench server did not start: {exc}", file=sys.stderr)
+        return 2
     print(table(rows, args.duration))
     if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
     return 0
 
 

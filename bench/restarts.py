@@ -30,11 +30,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,16 +41,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-APPS = ROOT / "tests"  # restart_apps.py
+import machine
+import options
+import procfs
+import rounds
+import servers
+from servers import HOST, ROOT, RunFailed
+
+APPS = ROOT / "tests"  # restart_apps.py and keepalive.py
 sys.path.insert(0, str(APPS))
 
 from keepalive import KeepAliveLoad  # noqa: E402
 
-BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
-SERVER_CPU, LOAD_CPU = 0, 1
-READY_TIMEOUT = 20.0
 EVENTS = ("hup", "usr2", "ttou", "max-requests", "lifetime", "memory", "term")
 SLOW_CLIENTS = 4
 
@@ -132,43 +131,23 @@ class Row:
     notes: list[str] = field(default_factory=list)
     problem: str = ""
 
-
-class RunFailed(Exception):
-    """The server did not come up."""
+    @property
+    def label(self) -> str:
+        return f"{self.event}, {self.setup.label}"
 
 
 # -- processes ----------------------------------------------------------------
-
-
-def children(pid: int) -> set[int]:
-    """The live child processes of `pid` (read from /proc)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid and fields[0] != "Z":
-                    found.add(int(entry.name))
-    return found
 
 
 def workers(pid: int) -> set[int]:
     """The worker processes of the master `pid` (not multiprocessing's
     resource tracker, which uvicorn's supervisor also starts)."""
     found = set()
-    for child in children(pid):
+    for child in procfs.children(pid):
         with contextlib.suppress(OSError):
-            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"resource_tracker" not in procfs.command_line(child):
                 found.add(child)
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
@@ -180,54 +159,22 @@ def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
     return True
 
 
-def answers(port: int) -> bool:
-    """True once GET / on a new connection returns 200."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=2.0)
-    try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        response.read()
-        return response.status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def started(setup: Setup, event: str, port: int, folder: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The server, ready with its 2 workers, in a session of its own (so
-    that the whole group, a new master of USR2's included, is stopped)."""
+    """The server, ready with its 2 workers; stopped afterwards, the whole
+    group (a new master of USR2's included), after 10 s of grace."""
     fill = {"port": str(port), "apps": str(APPS), "pid": str(folder / "master.pid")}
-    command, *args = [a.format(**fill) for a in (*setup.argv, *setup.events[event])]
-    argv = ["taskset", "-c", str(SERVER_CPU), str(BIN / command), *args]
-    with (folder / "server.log").open("w+b") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            ready = wait_until(lambda: proc.poll() is not None or (
-                answers(port) and len(workers(proc.pid)) >= 2), READY_TIMEOUT)
-            if not ready or proc.poll() is not None:
-                log.seek(0)
-                tail = log.read().decode(errors="replace").strip().splitlines()[-1:]
-                raise RunFailed(f"did not start: {tail[0] if tail else '(no output)'}")
-            yield proc
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            if not wait_until(lambda: proc.poll() is not None, 10):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # a new master left behind
+    argv = [a.format(**fill) for a in (*setup.argv, *setup.events[event])]
+    with (
+        (folder / "server.log").open("w+b") as log,
+        servers.started(argv, log, grace=10) as proc,
+    ):
+
+        def ready() -> bool | None:
+            return (servers.answers(port) and len(workers(proc.pid)) >= 2) or None
+
+        servers.wait_ready(proc, log, ready)
+        yield proc
 
 
 # -- the events ---------------------------------------------------------------
@@ -258,7 +205,7 @@ def new_master(old: int) -> int:
     """The master that USR2 started: the old one's child that has children
     of its own (gunicorn 27 names its pid file FILE.2 where twincorn and
     older gunicorns rename theirs FILE.oldbin: so not from the files)."""
-    return next((pid for pid in children(old) if workers(pid)), 0)
+    return next((pid for pid in procfs.children(old) if workers(pid)), 0)
 
 
 def do_usr2(proc: subprocess.Popen[bytes], run: Run, start: float, duration: float,
@@ -280,7 +227,7 @@ def do_usr2(proc: subprocess.Popen[bytes], run: Run, start: float, duration: flo
     except subprocess.TimeoutExpired:
         run.notes.append("old master still running after 30 s")
     pause_until(start + duration)
-    serving = new != 0 and alive(new) and len(workers(new)) >= 2
+    serving = new != 0 and procfs.alive(new) and len(workers(new)) >= 2
     run.notes.append("the new master serves" if serving else "no new master serving")
 
 
@@ -315,7 +262,7 @@ SCRIPTS: dict[str, Callable[[subprocess.Popen[bytes], Run, float, float, Path], 
 def measure(setup: Setup, event: str, args: argparse.Namespace) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        port = free_port()
+        port = servers.free_port()
         with started(setup, event, port, folder) as proc:
             path = "/leak" if event == "memory" else "/"
             run = Run(KeepAliveLoad(port, clients=args.clients, path=path, think=args.think))
@@ -372,22 +319,14 @@ def add(row: Row, run: Run) -> None:
     row.notes = [*run.notes, *notes]
 
 
-def rotated(rows: Sequence[Row], turn: int) -> list[Row]:
-    turn %= max(1, len(rows))
-    return [*rows[turn:], *rows[:turn]]
-
-
 def run_rounds(rows: Sequence[Row], args: argparse.Namespace) -> None:
-    for turn in range(args.rounds):
-        for event in args.events:
-            for row in rotated([r for r in rows if r.event == event and not r.problem], turn):
-                print(f"round {turn + 1}/{args.rounds}: {event}, {row.setup.label} ...",
-                      file=sys.stderr, flush=True)
-                try:
-                    add(row, measure(row.setup, event, args))
-                except RunFailed as exc:
-                    row.problem = str(exc)
-                    print(f"  {row.problem}", file=sys.stderr, flush=True)
+    groups = [[r for r in rows if r.event == event] for event in args.events]
+    for _, row in rounds.rounds(args.rounds, groups, lambda r: r.label, lambda r: not r.problem):
+        try:
+            add(row, measure(row.setup, row.event, args))
+        except RunFailed as exc:
+            row.problem = str(exc)
+            rounds.say(f"  {row.problem}")
 
 
 # -- the table ----------------------------------------------------------------
@@ -406,39 +345,22 @@ def cells(row: Row) -> list[str]:
             f"{row.latency_max:.2f}", str(row.pids), "; ".join(row.notes)]
 
 
-def render(table: Sequence[Sequence[str]], markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        return "\n".join(lines + ["| " + " | ".join(line) + " |" for line in table])
-    widths = [max(len(line[i]) for line in [COLUMNS, *table]) for i in range(len(COLUMNS))]
-    return "\n".join(
-        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
-        for line in [COLUMNS, *table]
-    )
-
-
 # -- main ---------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=20.0,
-                        help="seconds of load per run (default 20)")
-    parser.add_argument("--clients", type=int, default=8, help="keep-alive clients (8)")
-    parser.add_argument("--think", type=float, default=0.0,
-                        help="seconds each client waits between its requests (0)")
-    parser.add_argument("--rounds", type=int, default=1, help="runs per server and event")
-    parser.add_argument("--events", default=",".join(EVENTS),
-                        help=f"comma-separated, of {', '.join(EVENTS)}")
-    parser.add_argument("--only", default="",
-                        help="comma-separated server names (twincorn, gunicorn, uvicorn)")
-    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
-    args = parser.parse_args(argv)
-    args.events = [e for e in args.events.split(",") if e]
-    unknown = set(args.events) - set(EVENTS)
-    if unknown:
-        parser.error(f"unknown events: {', '.join(sorted(unknown))}")
-    return args
+    parser = options.parser(__doc__)
+    add = parser.add_argument
+    add("--duration", type=float, default=20.0, help="seconds of load per run (default 20)")
+    add("--clients", type=int, default=8, help="keep-alive clients (8)")
+    add("--think", type=float, default=0.0,
+        help="seconds each client waits between its requests (0)")  # fmt: skip
+    add("--rounds", type=int, default=1, help="runs per server and event")
+    add("--events", type=options.names(EVENTS), default=list(EVENTS),
+        help=f"comma-separated, of {', '.join(EVENTS)}")  # fmt: skip
+    add("--only", default="", help="comma-separated server names (twincorn, gunicorn, uvicorn)")
+    options.add_output(parser)
+    return parser.parse_args(argv)
 
 
 def chosen(args: argparse.Namespace) -> list[Row]:
@@ -450,29 +372,18 @@ def chosen(args: argparse.Namespace) -> list[Row]:
                 continue
             if names and not any(setup.name.startswith(n) for n in names):
                 continue
-            row = Row(event, setup)
-            if not (BIN / setup.argv[0]).exists():
-                row.problem = f"not installed ({setup.argv[0]})"
-            rows.append(row)
+            rows.append(Row(event, setup, problem=servers.unavailable(setup.argv[0])))
     return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if shutil.which("taskset") is None:
-        print("taskset is needed (Debian: apt-get install util-linux)", file=sys.stderr)
+    if not machine.ready():
         return 2
-    if len(os.sched_getaffinity(0)) < 2:
-        print("two CPUs are needed: the servers on one, the clients on another",
-              file=sys.stderr)
-        return 2
-    os.sched_setaffinity(0, {LOAD_CPU})  # the client threads inherit it
+    machine.use_load_cpu()  # the client threads inherit it
     rows = chosen(args)
-    try:
-        run_rounds(rows, args)
-    except KeyboardInterrupt:
-        print("interrupted: the table so far", file=sys.stderr)
-    print(render([cells(row) for row in rows], args.markdown))
+    servers.measure_all(lambda: run_rounds(rows, args), "interrupted: the table so far")
+    print(rounds.render(COLUMNS, [cells(row) for row in rows], args.markdown))
     return 0
 
 

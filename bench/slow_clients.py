@@ -36,14 +36,10 @@ the service unavailable). The aim: no failure and a ratio <= 3.
 from __future__ import annotations
 
 import argparse
-import atexit
 import csv
+import dataclasses
 import json
-import os
 import re
-import resource
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,53 +51,53 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
-import hello
-from hello import HOST, Server
+import machine
+import options
+import procfs
+import rounds
+import servers
+from machine import LOAD_CPU, SERVER_CPU
+from servers import HOST, ROOT, RunFailed, Server
 from slow_poller import Poll, Poller
 
-CLIENT_CPU = 1
 NOFILE_MARGIN = 1000  # descriptors beyond the attack's, for the clients and the server
 
-_ASGI = "serve examples.asgi.app:app --no-access-log --bind {host}:{port}"
-_WSGI = "serve examples.wsgi.app:app --no-access-log --bind {host}:{port}"
+_ASGI = "twincorn serve examples.asgi.app:app --no-access-log --bind {host}:{port}"
+_WSGI = "twincorn serve examples.wsgi.app:app --no-access-log --bind {host}:{port}"
 SERVERS = {
-    "twincorn": Server("twincorn", "asgi", "twincorn", _ASGI),
+    "twincorn": Server("twincorn", "asgi", _ASGI),
     "twincorn-10k": Server(
-        "twincorn --worker-connections 10000",
-        "asgi",
-        "twincorn",
-        _ASGI + " --worker-connections 10000",
+        "twincorn --worker-connections 10000", "asgi", _ASGI + " --worker-connections 10000"
     ),
     "uvicorn": Server(
         "uvicorn",
         "asgi",
-        "uvicorn",
-        "examples.asgi.app:app --loop uvloop --http httptools --no-access-log"
+        "uvicorn examples.asgi.app:app --loop uvloop --http httptools --no-access-log"
         " --host {host} --port {port}",
     ),
     "gunicorn-uvicorn": Server(
         "gunicorn -k uvicorn.workers.UvicornWorker",
         "asgi",
-        "gunicorn",
-        "-k uvicorn.workers.UvicornWorker -w 1 -b {host}:{port} examples.asgi.app:app",
+        "gunicorn -k uvicorn.workers.UvicornWorker -w 1 -b {host}:{port} examples.asgi.app:app",
         module="uvicorn.workers",
     ),
-    "twincorn-wsgi": Server("twincorn", "wsgi", "twincorn", _WSGI),
+    "twincorn-wsgi": Server("twincorn", "wsgi", _WSGI),
     # The same apps reading the request body first (bench/body_app.py).
     "twincorn-body": Server(
-        "twincorn", "asgi, reads body", "twincorn", _ASGI.replace("examples.asgi.app:app",
-        "bench.body_app:app"),
+        "twincorn",
+        "asgi, reads body",
+        _ASGI.replace("examples.asgi.app:app", "bench.body_app:app"),
     ),
     "uvicorn-body": Server(
         "uvicorn",
         "asgi, reads body",
-        "uvicorn",
-        "bench.body_app:app --loop uvloop --http httptools --no-access-log"
+        "uvicorn bench.body_app:app --loop uvloop --http httptools --no-access-log"
         " --host {host} --port {port}",
     ),
     "twincorn-wsgi-body": Server(
-        "twincorn", "wsgi, reads body", "twincorn", _WSGI.replace("examples.wsgi.app:app",
-        "bench.body_app:wsgi_app"),
+        "twincorn",
+        "wsgi, reads body",
+        _WSGI.replace("examples.wsgi.app:app", "bench.body_app:wsgi_app"),
     ),
 }
 DEFAULT_SERVERS = "twincorn,uvicorn,twincorn-10k,gunicorn-uvicorn,twincorn-wsgi"
@@ -236,23 +232,11 @@ def attack(mode: Mode, port: int, args: argparse.Namespace, workdir: Path) -> At
             timeout=args.duration + 60, stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
-        raise hello.RunFailed("slowhttptest did not stop 60 s after its duration") from None
+        raise RunFailed("slowhttptest did not stop 60 s after its duration") from None
     seconds = time.monotonic() - started
     if done.returncode != 0 and not (workdir / "attack.csv").exists():
-        raise hello.RunFailed(f"slowhttptest exited {done.returncode}: {done.stderr.strip()}")
+        raise RunFailed(f"slowhttptest exited {done.returncode}: {done.stderr.strip()}")
     return parse_attack(workdir / "attack.csv", done.stdout, seconds)
-
-
-def nofile_limit(pid: int) -> str:
-    """The server process's 'Max open files' (soft/hard), from /proc."""
-    try:
-        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
-            if line.startswith("Max open files"):
-                soft, hard = line.split()[3:5]
-                return f"{soft}/{hard}"
-    except OSError:
-        pass
-    return "?"
 
 
 def log_summary(log: IO[bytes], top: int) -> list[tuple[int, str]]:
@@ -272,27 +256,26 @@ def log_summary(log: IO[bytes], top: int) -> list[tuple[int, str]]:
 
 def measure(run: Run, server: Server, mode: Mode, args: argparse.Namespace) -> None:
     """One run (see the module's docstring); fills `run` in."""
-    port = hello.free_port()
+    port = servers.free_port()
     with tempfile.TemporaryFile() as log, tempfile.TemporaryDirectory() as workdir:
-        proc = hello.start(server, port, log)
         pollers: list[Poller] = []
-        try:
-            hello.wait_ready(proc, port, log)
-            run.nofile = nofile_limit(proc.pid)
-            pollers = [
-                Poller(HOST, port, kept, args.interval, args.timeout).begin()
-                for kept in (False, True)
-            ]
-            time.sleep(args.baseline)
-            start = time.monotonic()
-            run.attack = attack(mode, port, args, Path(workdir))
-            end = time.monotonic()
-            if proc.poll() is not None:
-                run.problem = f"the server exited ({proc.returncode}) during the attack"
-        finally:
-            for poller in pollers:
-                poller.finish()
-            hello.stop(proc)
+        with servers.started(server.command(port), log, path=[ROOT]) as proc:
+            try:
+                servers.wait_ready(proc, log, servers.answering(port))
+                run.nofile = procfs.nofile_limit(proc.pid)
+                pollers = [
+                    Poller(HOST, port, kept, args.interval, args.timeout).begin()
+                    for kept in (False, True)
+                ]
+                time.sleep(args.baseline)
+                start = time.monotonic()
+                run.attack = attack(mode, port, args, Path(workdir))
+                end = time.monotonic()
+                if proc.poll() is not None:
+                    run.problem = f"the server exited ({proc.returncode}) during the attack"
+            finally:
+                for poller in pollers:
+                    poller.finish()
         for poller in pollers:
             run.clients[poller.name] = {
                 "baseline": phase(poller.polls, start - args.baseline, start),
@@ -304,31 +287,30 @@ def measure(run: Run, server: Server, mode: Mode, args: argparse.Namespace) -> N
 # -- the rounds --------------------------------------------------------------
 
 
-def run_rounds(args: argparse.Namespace) -> list[Run]:
+def run_rounds(runs: list[Run], args: argparse.Namespace) -> None:
     """Every mode against every server, round after round; within a mode the
     servers take turns in a rotated order (A B C, then B C A, ...)."""
-    runs: list[Run] = []
     for key in {key for keys in args.servers.values() for key in keys}:
-        if hello.why_unavailable(SERVERS[key]):
-            print(f"{key}: {hello.why_unavailable(SERVERS[key])}, left out", file=sys.stderr)
-    for turn in range(args.rounds):
-        for letter in args.modes:
-            keys = [k for k in args.servers[letter] if not hello.why_unavailable(SERVERS[k])]
-            order = keys[turn % len(keys):] + keys[: turn % len(keys)] if keys else []
-            for key in order:
-                server = SERVERS[key]
-                run = Run(letter, key, server.app, turn + 1)
-                print(
-                    f"round {turn + 1}/{args.rounds}, -{letter} ({MODES[letter].name}): {key} ...",
-                    file=sys.stderr, flush=True,
-                )
-                try:
-                    measure(run, server, MODES[letter], args)
-                except hello.RunFailed as exc:
-                    run.problem = str(exc)
-                print_run(run)
-                runs.append(run)
-    return runs
+        if SERVERS[key].unavailable():
+            rounds.say(f"{key}: {SERVERS[key].unavailable()}, left out")
+    groups = [
+        [(letter, key) for key in args.servers[letter] if not SERVERS[key].unavailable()]
+        for letter in args.modes
+    ]
+    for turn, (letter, key) in rounds.rounds(args.rounds, groups, label):
+        server = SERVERS[key]
+        run = Run(letter, key, server.app, turn)
+        try:
+            measure(run, server, MODES[letter], args)
+        except RunFailed as exc:
+            run.problem = str(exc)
+        print_run(run)
+        runs.append(run)
+
+
+def label(item: tuple[str, str]) -> str:
+    letter, key = item
+    return f"-{letter} ({MODES[letter].name}), {key}"
 
 
 def print_run(run: Run) -> None:
@@ -411,12 +393,8 @@ def row_cells(mode: str, key: str, client: str, runs: Sequence[Run]) -> list[str
     for hit in hits:
         failures.update(hit.failures)
     base_failed = sum(sum(p["baseline"].failures.values()) for p in phases)
-    ratios = [p99_ratio(p) for p in phases]
-    ratio = median_of(ratios)
-    spread = [r for r in ratios if r is not None]
-    ratio_text = "-" if ratio is None else f"{ratio:.2f}"
-    if len(spread) > 1:
-        ratio_text += f" ({min(spread):.2f}-{max(spread):.2f})"
+    ratios = [r for r in map(p99_ratio, phases) if r is not None]
+    ratio_text = rounds.median_range(ratios, 2, sep="-") if ratios else "-"
     attacks = [run.attack for run in done if run.attack is not None]
     text = kinds(dict(failures)) or "0"
     if base_failed:
@@ -445,70 +423,28 @@ def table(runs: Sequence[Run], args: argparse.Namespace) -> list[list[str]]:
     return lines
 
 
-def render(lines: Sequence[Sequence[str]], markdown: bool) -> str:
-    if markdown:
-        out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines])
-    widths = [max(len(line[i]) for line in [COLUMNS, *lines]) for i in range(len(COLUMNS))]
-    return "\n".join(
-        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
-        for line in [COLUMNS, *lines]
-    )
-
-
 def describe(args: argparse.Namespace, runs: Sequence[Run]) -> str:
-    versions = ", ".join(
-        f"{name} {v}" for name in ("twincorn", "uvicorn", "gunicorn") if (v := hello.version(name))
-    )
     nofile = sorted({run.nofile for run in runs if run.nofile})
     return (
         f"slowhttptest -c {args.connections} -r {args.rate} -l {args.duration}"
         f" -i {args.attack_interval} -p {args.probe_timeout}; normal clients: GET / every"
         f" {args.interval} s, timeout {args.timeout} s, {args.baseline} s of baseline first;"
-        f" {args.rounds} round(s). Server on CPU {hello.SERVER_CPU} (open files"
-        f" {', '.join(nofile) or '?'}), clients and slowhttptest on CPU {CLIENT_CPU}.\n"
-        f"Python {sys.version.split()[0]}; {versions}."
+        f" {args.rounds} round(s). Server on CPU {SERVER_CPU} (open files"
+        f" {', '.join(nofile) or '?'}), clients and slowhttptest on CPU {LOAD_CPU}.\n"
+        f"{machine.software(['twincorn', 'uvicorn', 'gunicorn'])}."
     )
 
 
 # -- main --------------------------------------------------------------------
 
 
-def raise_nofile(needed: int) -> str:
-    """Raise this process's open-files limit to its hard limit (the servers
-    and slowhttptest inherit it); '' if enough, else what is wrong."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        soft = hard
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        return (
-            f"open files limit is {soft} (hard); the attack needs {needed}: raise the hard "
-            "limit (e.g. `ulimit -Hn 65536` as root, or LimitNOFILE= in a systemd unit)"
-        )
-    return ""
-
-
-def problems(args: argparse.Namespace) -> list[str]:
-    found = []
-    if shutil.which("slowhttptest") is None:
-        found.append("slowhttptest not found: `apt-get install slowhttptest` (Debian, Ubuntu)")
-    if shutil.which("taskset") is None:
-        found.append("taskset not found: it is in util-linux (`apt-get install util-linux`)")
-    elif not {int(hello.SERVER_CPU), CLIENT_CPU} <= os.sched_getaffinity(0):
-        found.append(f"needs CPUs {hello.SERVER_CPU} and {CLIENT_CPU}")
-    limit = raise_nofile(args.connections + NOFILE_MARGIN)
-    return [*found, limit] if limit else found
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options.parser(__doc__)
     add = parser.add_argument
     add("--modes", default="HBXR", help="attack modes, letters of H B X R (HBXR)")
     add(
         "--servers",
+        type=options.names(list(SERVERS)),
         help=f"comma-separated, of: {', '.join(SERVERS)} (default: {DEFAULT_SERVERS},"
         " and for -B also the apps that read the body)",
     )
@@ -523,15 +459,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--rounds", type=int, default=1, help="runs per mode and server, alternated (1)")
     add("--twincorn-log-level", help="pass --log-level to twincorn (debug shows each refusal)")
     add("--log-lines", type=int, default=6, help="server log lines shown per run (6)")
-    add("--json", type=Path, metavar="FILE", help="also save every run as JSON")
-    add("--markdown", action="store_true", help="print a markdown table")
+    options.add_output(parser, json="also save every run as JSON")
     args = parser.parse_args(argv)
     args.modes = args.modes.upper()
     if not args.modes or set(args.modes) - set(MODES):
         parser.error(f"--modes takes letters of {''.join(MODES)}")
-    chosen = [s.strip() for s in (args.servers or DEFAULT_SERVERS).split(",") if s.strip()]
-    if set(chosen) - set(SERVERS) or not chosen:
-        parser.error(f"--servers takes names among {', '.join(SERVERS)}")
+    chosen = args.servers or DEFAULT_SERVERS.split(",")
     extra = {} if args.servers else DEFAULT_EXTRA
     args.servers = {
         mode: chosen + [s for s in extra.get(mode, "").split(",") if s] for mode in args.modes
@@ -546,35 +479,21 @@ def with_log_level(level: str | None) -> None:
     if level:
         for key, server in SERVERS.items():
             if server.executable == "twincorn":
-                SERVERS[key] = Server(
-                    server.name, server.app, server.executable,
-                    f"{server.args} --log-level {level}", server.module, server.note,
-                )
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+                argv = f"{server.argv} --log-level {level}"
+                SERVERS[key] = dataclasses.replace(server, argv=argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    found = problems(args)
-    if found:
-        print("\n".join(found), file=sys.stderr)
+    if not machine.ready("slowhttptest", nofile=args.connections + NOFILE_MARGIN):
         return 2
     with_log_level(args.twincorn_log_level)
-    os.sched_setaffinity(0, {CLIENT_CPU})  # the clients' threads and slowhttptest
-    atexit.register(hello.stop_all)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        runs = run_rounds(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    machine.use_load_cpu()  # the clients' threads and slowhttptest
+    runs: list[Run] = []
+    if not servers.measure_all(lambda: run_rounds(runs, args)):
         return 130
-    finally:
-        hello.stop_all()
     print(describe(args, runs), end="\n\n")
-    print(render(table(runs, args), args.markdown))
+    print(rounds.render(COLUMNS, table(runs, args), args.markdown))
     if args.json:
         settings = {k: v for k, v in vars(args).items() if k != "json"}
         data = {"settings": settings, "runs": [asdict(run) for run in runs]}

@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,8 +33,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import serving
-from serving import HOST, LOAD_CPU, RunFailed
+import app_worker
+import machine
+import options
+import procfs
+import rounds
+import servers
+import wrk
+from machine import LOAD_CPU, SERVER_CPU
+from servers import HOST, RunFailed
 
 TARGET_MIB = 2.0
 TARGET_REQUESTS = 1_000_000
@@ -59,6 +64,10 @@ class Server:
     argv: str
     apps: tuple[str, ...] = APPS
     asgi_name: str = "asgi"
+
+    @property
+    def executable(self) -> str:
+        return self.argv.split()[0]
 
     def command(self, app: str, port: int) -> list[str]:
         interface = self.asgi_name if app == "asgi" else app
@@ -132,43 +141,14 @@ class Row:
         return f"{self.server.name} {self.app} {self.mode}"
 
 
-# -- wrk ---------------------------------------------------------------------
-
-_DONE = re.compile(r"(\d+) requests in ([\d.]+)(us|ms|s|m)")
-_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
-_SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
-_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+# -- one soak ----------------------------------------------------------------
 
 
-@dataclass
-class Burst:
-    seconds: float
-    errors: int
-
-
-def wrk(port: int, mode: str, seconds: int, args: argparse.Namespace) -> Burst:
-    argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{args.connections}", f"-d{seconds}s"]
-    argv += ["-s", str(args.script)]
+def load(port: int, mode: str, seconds: int, args: argparse.Namespace) -> wrk.Result:
+    argv = ["-t1", f"-c{args.connections}", f"-d{seconds}s", "-s", str(args.script)]
     if mode == "close":
         argv += ["-H", "Connection: close"]
-    argv.append(f"http://{HOST}:{port}/")
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
-    except subprocess.TimeoutExpired:
-        raise RunFailed(f"wrk did not finish within {seconds + 30}s") from None
-    if done.returncode != 0:
-        raise RunFailed(f"wrk exited with code {done.returncode}: {done.stderr.strip()}")
-    count = _DONE.search(done.stdout)
-    if count is None:
-        raise RunFailed(f"no request count in wrk's output: {done.stdout.strip()!r}")
-    socket_errors = _SOCKET_ERRORS.search(done.stdout)
-    non_2xx = _NON_2XX.search(done.stdout)
-    errors = sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
-    errors += int(non_2xx.group(1)) if non_2xx else 0
-    return Burst(float(count.group(2)) * _SECONDS[count.group(3)], errors)
-
-
-# -- one soak ----------------------------------------------------------------
+    return wrk.run([*argv, f"http://{HOST}:{port}/"], seconds)
 
 
 def next_burst(done: int, seconds: float, args: argparse.Namespace) -> int:
@@ -184,72 +164,65 @@ def next_burst(done: int, seconds: float, args: argparse.Namespace) -> int:
 
 
 def soak(row: Row, args: argparse.Namespace) -> Sample:
-    port = serving.free_port()
-    with tempfile.TemporaryFile() as log:
-        proc = serving.start(row.server.command(row.app, port), log)
-        try:
-            pid = serving.wait_ready(proc, port, log)
-            boot = serving.rss_kib(pid)
-            if args.warmup:
-                wrk(port, row.mode, args.warmup, args)
-            time.sleep(args.pause)
-            rss_start = serving.rss_kib(pid)
-            first = serving.fetch_stats(port, query="collect")
-            sample = Sample(boot, rss_start, first["blocks"], trend=[(0, rss_start)])
-            while sample.requests < args.requests:
-                burst = wrk(port, row.mode, next_burst(sample.requests, sample.seconds, args), args)
-                sample.seconds += burst.seconds
-                sample.errors += burst.errors
-                sample.requests = int(serving.fetch_stats(port)["answered"]) - first["answered"]
-                sample.trend.append((sample.requests, serving.rss_kib(pid)))
-                progress(row, sample)
-            time.sleep(args.pause)
-            sample.rss_end_kib = serving.rss_kib(pid)
-            last = serving.fetch_stats(port, query="collect")
-            if last["pid"] != pid:
-                raise RunFailed(f"the worker changed: pid {pid}, then {last['pid']}")
-            sample.rss_collected_kib = serving.rss_kib(pid)
-            sample.garbage_found, sample.live_blocks_end = last["gc_found"], last["blocks"]
-            return sample
-        finally:
-            serving.stop(proc)
+    port = servers.free_port()
+    command = row.server.command(row.app, port)
+    with (
+        tempfile.TemporaryFile() as log,
+        servers.started(command, log, path=[app_worker.APPS]) as proc,
+    ):
+        pid = app_worker.find(proc, port, log)
+        boot = procfs.rss_kib(pid)
+        if args.warmup:
+            load(port, row.mode, args.warmup, args)
+        time.sleep(args.pause)
+        rss_start = procfs.rss_kib(pid)
+        first = app_worker.stats(port, query="collect")
+        sample = Sample(boot, rss_start, first["blocks"], trend=[(0, rss_start)])
+        while sample.requests < args.requests:
+            burst = load(port, row.mode, next_burst(sample.requests, sample.seconds, args), args)
+            sample.seconds += burst.seconds
+            sample.errors += burst.errors
+            sample.requests = int(app_worker.stats(port)["answered"]) - first["answered"]
+            sample.trend.append((sample.requests, procfs.rss_kib(pid)))
+            progress(row, sample)
+        time.sleep(args.pause)
+        sample.rss_end_kib = procfs.rss_kib(pid)
+        last = app_worker.stats(port, query="collect")
+        if last["pid"] != pid:
+            raise RunFailed(f"the worker changed: pid {pid}, then {last['pid']}")
+        sample.rss_collected_kib = procfs.rss_kib(pid)
+        sample.garbage_found, sample.live_blocks_end = last["gc_found"], last["blocks"]
+        return sample
 
 
 def progress(row: Row, sample: Sample) -> None:
     rss = sample.trend[-1][1] / 1024
     rate = sample.requests / sample.seconds if sample.seconds else 0.0
-    print(
-        f"  {row.label}: {sample.requests:,} requests, {rate:,.0f}/s, RSS {rss:.1f} MiB",
-        file=sys.stderr,
-        flush=True,
-    )
+    rounds.say(f"  {row.label}: {sample.requests:,} requests, {rate:,.0f}/s, RSS {rss:.1f} MiB")
 
 
-def rows_for(args: argparse.Namespace) -> list[Row]:
-    """Every combination; within each app and mode the servers alternate."""
-    rows = []
+def rows_for(args: argparse.Namespace) -> list[list[Row]]:
+    """Every combination, grouped by app and mode: the servers of a group
+    take turns."""
+    groups = []
     for app in args.apps:
         for mode in args.modes:
+            group = []
             for name in args.servers:
                 server = SERVERS[name]
-                if app not in server.apps:
-                    continue
-                problem = "" if serving.installed(server.argv.split()[0]) else "not installed"
-                rows.append(Row(server, app, mode, problem))
-    return rows
+                if app in server.apps:
+                    group.append(Row(server, app, mode, servers.unavailable(server.executable)))
+            groups.append(group)
+    return groups
 
 
-def run(rows: Sequence[Row], args: argparse.Namespace) -> None:
-    for turn in range(args.rounds):
-        for row in rows:
-            if row.problem:
-                continue
-            print(f"round {turn + 1}/{args.rounds}: {row.label} ...", file=sys.stderr, flush=True)
-            try:
-                row.samples.append(soak(row, args))
-            except RunFailed as exc:
-                row.problem = f"failed in round {turn + 1}: {exc}"
-                print(f"  {row.label} {row.problem}", file=sys.stderr, flush=True)
+def run(groups: Sequence[Sequence[Row]], args: argparse.Namespace) -> None:
+    for turn, row in rounds.rounds(args.rounds, groups, lambda r: r.label, lambda r: not r.problem):
+        try:
+            row.samples.append(soak(row, args))
+        except (RunFailed, OSError) as exc:
+            row.problem = f"failed in round {turn}: {exc}"
+            rounds.say(f"  {row.label} {row.problem}")
 
 
 # -- the tables --------------------------------------------------------------
@@ -261,15 +234,7 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def spread(values: Sequence[float], digits: int = 1) -> str:
-    middle = f"{median(values):.{digits}f}"
-    if len(values) < 2:
-        return middle
-    return f"{middle} ({min(values):.{digits}f}..{max(values):.{digits}f})"
+median = statistics.median
 
 
 def note(row: Row, growth: float, args: argparse.Namespace) -> str:
@@ -297,8 +262,8 @@ def cells(row: Row, args: argparse.Namespace) -> list[str]:
         f"{median([s.rss_boot_kib / 1024 for s in samples]):.1f}",
         f"{median([s.rss_start_kib / 1024 for s in samples]):.1f}",
         f"{median([s.rss_end_kib / 1024 for s in samples]):.1f}",
-        spread(growth),
-        spread([g * 100_000 for g in per_request], 2),
+        rounds.median_range(growth, 1),
+        rounds.median_range([g * 100_000 for g in per_request], 2),
         f"{median([g * 2**20 for g in per_request]):.0f}",
         f"{median([s.rss_collected_kib / 1024 for s in samples]):.1f}",
         f"{median([s.garbage_found for s in samples]):,.0f}",
@@ -315,24 +280,13 @@ def trend_cells(row: Row) -> list[str]:
     return [row.server.name, row.app, row.mode, points]
 
 
-def render(columns: Sequence[str], table: Sequence[Sequence[str]], markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        return "\n".join(lines + ["| " + " | ".join(line) + " |" for line in table])
-    widths = [max(len(line[i]) for line in [columns, *table]) for i in range(len(columns))]
-    return "\n".join(
-        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
-        for line in [columns, *table]
-    )
-
-
 def describe(rows: Sequence[Row], args: argparse.Namespace) -> str:
-    executables = [row.server.argv.split()[0] for row in rows]
-    rounds = f"median of {args.rounds} rounds (range)" if args.rounds > 1 else "1 round"
+    executables = [row.server.executable for row in rows]
+    summed = f"median of {args.rounds} rounds (range)" if args.rounds > 1 else "1 round"
     return (
         f"POST / with 1 KiB, answered 1 KiB; wrk -t1 -c{args.connections} on CPU {LOAD_CPU},"
-        f" one worker on CPU {serving.SERVER_CPU}; {args.warmup}s warm-up; {rounds}.\n"
-        f"{serving.describe_software(executables)}."
+        f" one worker on CPU {SERVER_CPU}; {args.warmup}s warm-up; {summed}.\n"
+        f"{machine.software(executables)}."
     )
 
 
@@ -354,35 +308,23 @@ def report(rows: Sequence[Row], args: argparse.Namespace) -> dict[str, Any]:
 # -- main --------------------------------------------------------------------
 
 
-def csv(choices: Sequence[str]) -> Any:
-    def parse(text: str) -> list[str]:
-        names = [name.strip() for name in text.split(",") if name.strip()]
-        unknown = [name for name in names if name not in choices]
-        if unknown or not names:
-            raise argparse.ArgumentTypeError(f"choose among {', '.join(choices)}")
-        return names
-
-    return parse
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = options.parser(__doc__)
     add = parser.add_argument
     add("--requests", type=int, default=1_000_000, help="requests per soak (1000000)")
-    add("--servers", type=csv(list(SERVERS)), default=["twincorn", "uvicorn"],
+    add("--servers", type=options.names(list(SERVERS)), default=["twincorn", "uvicorn"],
         help=f"comma-separated, among {', '.join(SERVERS)} (twincorn,uvicorn)")  # fmt: skip
-    add("--apps", type=csv(APPS), default=list(APPS), help="asgi,wsgi (both)")
-    add("--modes", type=csv(MODES), default=list(MODES), help="keep-alive,close (both)")
+    add("--apps", type=options.names(APPS), default=list(APPS), help="asgi,wsgi (both)")
+    add("--modes", type=options.names(MODES), default=list(MODES), help="keep-alive,close (both)")
     add("--connections", type=int, default=64, help="wrk connections (64)")
     add("--warmup", type=int, default=3, help="seconds of load before the start figure (3)")
     add("--pause", type=float, default=2.0, help="seconds of quiet before each figure (2)")
     add("--checkpoints", type=int, default=10, help="figures along the way (10)")
     add("--max-burst", type=int, default=60, help="longest wrk burst, seconds (60)")
     add("--rounds", type=int, default=1, help="soaks per combination, median shown (1)")
-    add("--json", type=Path, metavar="FILE", help="also save the results, with the trends")
-    add("--markdown", action="store_true", help="print markdown tables")
+    options.add_output(
+        parser, json="also save the results, with the trends", markdown="print markdown tables"
+    )
     args = parser.parse_args(argv)
     if min(args.requests, args.connections, args.checkpoints, args.max_burst, args.rounds) < 1:
         parser.error("--requests, --connections, --checkpoints, --max-burst, --rounds must be > 0")
@@ -391,27 +333,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    problems = serving.missing_tools(wrk=True)
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
+    if not machine.ready("wrk"):
         return 2
-    serving.install_cleanup()
-    rows = rows_for(args)
+    groups = rows_for(args)
+    rows = [row for group in groups for row in group]
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(POST_1K)
         script.flush()
         args.script = Path(script.name)
-        try:
-            run(rows, args)
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+        if not servers.measure_all(lambda: run(groups, args)):
             return 130
-        finally:
-            serving.stop_all()
     print(describe(rows, args), end="\n\n")
-    print(render(COLUMNS, [cells(row, args) for row in rows], args.markdown), end="\n\n")
+    table = [cells(row, args) for row in rows]
+    print(rounds.render(COLUMNS, table, args.markdown), end="\n\n")
     trend_columns = ("server", "app", "connection", "RSS MiB after N requests")
-    print(render(trend_columns, [trend_cells(row) for row in rows], args.markdown))
+    print(rounds.render(trend_columns, [trend_cells(row) for row in rows], args.markdown))
     if args.json:
         args.json.write_text(json.dumps(report(rows, args), indent=2) + "\n")
     return 0

@@ -1,10 +1,10 @@
 """Fakes for driving the connection driver and the adapters without sockets.
 
-twincorn's own tests use them, and so do its fuzzer (fuzz/driver.py) and
-its in-process benchmark (bench/inprocess.py); they ship with the package,
-as trio ships trio.testing, for anyone who wants to drive a connection the
-same way. h11's `ConnectionPair` is the model: both ends of a connection
-joined by a fake network, in one thread, with nothing left to chance. Here:
+twincorn's own tests use them, and so does its fuzzer (fuzz/driver.py);
+they ship with the package, as trio ships trio.testing, for anyone who
+wants to drive a connection the same way. h11's `ConnectionPair` is the
+model: both ends of a connection joined by a fake network, in one thread,
+with nothing left to chance. Here:
 
 - `FakeTransport` is the server's end of the network: what the driver writes
   is kept in `written`; reading, writing and closing are flags a test reads

@@ -36,6 +36,10 @@ def run(args: argparse.Namespace, runs: int, summary: dict[str, Any]) -> None:
     targets = [TARGETS[name] for name in args.targets]
     weight = sum(t.weight for t in targets)
     jobs = [(t.name, runs * t.weight // weight) for t in targets]
+    # What the rounding down left goes to the first target: the runs add
+    # up to exactly `runs`, and the run's total to exactly --inputs.
+    if jobs:
+        jobs[0] = (jobs[0][0], jobs[0][1] + runs - sum(count for _, count in jobs))
     findings_dir = Path(args.findings)
     start = time.monotonic()
     running: list[tuple[str, subprocess.Popen[str], Path]] = []

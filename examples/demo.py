@@ -1,4 +1,6 @@
-"""`make demo`: serve the WSGI and the ASGI hello apps side by side.
+"""`make hello`: serve the WSGI and the ASGI hello apps side by side.
+
+(`make demo` is the lab, `twincorn lab --quick`: src/twincorn/lab/.)
 
 Starts `twincorn serve` twice (WSGI on port 8000, ASGI on 8001), asks each
 for a page to show that both answer, then keeps serving until Ctrl-C (or for

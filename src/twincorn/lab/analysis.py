@@ -7,8 +7,13 @@ saved run can be analysed again (`twincorn lab --analyse results.json`).
 
 from __future__ import annotations
 
+import datetime
+import enum
 import statistics
+from dataclasses import dataclass
 from typing import Any
+
+from twincorn.lab.cpu import SATURATED
 
 # Throughput "stopped growing" when more users bought less than this much more.
 _GROWTH = 1.15
@@ -98,12 +103,39 @@ def describe_open(configuration: dict[str, Any]) -> list[str]:
     return lines
 
 
+TITLE = "twincorn lab: blocking WSGI against async ASGI"
+
+
+def run_line(results: dict[str, Any]) -> str:
+    """'Run of 3 December 2026, 07:40 UTC, 1 min 32 s (--quick), on 2 cores.'"""
+    cpus = (results.get("machine") or {}).get("cpus")
+    return (f"Run of {run_when(results['started'], results['duration_s'])}"
+            f"{' (--quick)' if results.get('quick') else ''}"
+            f"{f', on {cpus} cores' if cpus else ''}.")
+
+
 def summary_markdown(results: dict[str, Any]) -> str:
     """summary.md: what the run shows, in a few paragraphs of plain words."""
+    return f"# {TITLE}\n\n{run_line(results)}\n\n{summary_body(results)}"
+
+
+def summary_body(results: dict[str, Any]) -> str:
+    """The summary without its title: its sections, one after the other."""
+    return "\n".join(line for part in summary_parts(results).values() for line in part)
+
+
+def summary_parts(results: dict[str, Any]) -> dict[str, list[str]]:
+    """The summary's sections as markdown lines, by name ("ramps", "open",
+    "hello", "lesson"; an empty one is left out): index.html puts its charts
+    between them."""
+    parts = {"ramps": ramps_markdown(results), "open": open_markdown(results),
+             "hello": hello_markdown(results.get("hello", [])), "lesson": _LESSON}
+    return {name: lines for name, lines in parts.items() if lines}
+
+
+def ramps_markdown(results: dict[str, Any]) -> list[str]:
     service = results["service_time_s"]
     lines = [
-        "# twincorn lab: blocking WSGI against async ASGI",
-        "",
         f"Each request of the slow apps waits {service:g} s (a database, an API). "
         "Users send requests one after the other with no pause; the number of users "
         "grows step by step.",
@@ -111,39 +143,150 @@ def summary_markdown(results: dict[str, Any]) -> str:
     ]
     for configuration in results["configurations"]:
         lines += [describe(configuration, service), ""]
+    return lines
+
+
+def open_markdown(results: dict[str, Any]) -> list[str]:
     open_lines = [x for c in results["configurations"] for x in describe_open(c)]
-    if open_lines:
-        lines += ["## At a fixed rate (open model)", ""]
-        lines += [f"- {x}" for x in open_lines]
-        lines += [
-            "",
-            "With users that wait for each answer (the ramps above), a saturated "
-            "server slows its own load down and latency levels off at users / "
-            "throughput. Requests arriving on a schedule do not wait: past the "
-            "ceiling the queue, and the latency, grow for as long as the run lasts.",
-            "",
-        ]
-    hello = results.get("hello", [])
-    if hello:
-        lines += ["## The hello apps (no wait)", ""]
-        for row in hello:
-            best = max(row["steps"], key=lambda s: s["rps"]) if row["steps"] else None
-            if best:
-                lines.append(
-                    f"- {row['title']}: up to {best['rps']:,.0f} req/s "
-                    f"(p50 {best['p50_ms']:.2f} ms at {best['users']} users)."
-                )
-        lines.append("")
-    lines += [
-        "## The lesson",
+    if not open_lines:
+        return []
+    return [
+        "## At a fixed rate (open model)", "",
+        *[f"- {x}" for x in open_lines],
         "",
-        "A blocking app is served as many requests at a time as its server has "
-        "workers x threads: beyond that, more users only make a longer queue. "
-        "An async app awaiting its I/O is served as many at a time as there are "
-        "users, on a single worker.",
+        "With users that wait for each answer (the ramps above), a saturated "
+        "server slows its own load down and latency levels off at users / "
+        "throughput. Requests arriving on a schedule do not wait: past the "
+        "ceiling the queue, and the latency, grow for as long as the run lasts.",
         "",
     ]
-    return "\n".join(lines)
+
+
+_LESSON = [
+    "## The lesson",
+    "",
+    "A blocking app is served as many requests at a time as its server has "
+    "workers x threads: beyond that, more users only make a longer queue. "
+    "An async app awaiting its I/O is served as many at a time as there are "
+    "users, on a single worker.",
+    "",
+]
+
+
+class Bound(enum.Enum):
+    """What ran out first in a run with no wait."""
+
+    LOAD_GENERATOR = "the load generator"
+    MACHINE = "the machine's CPU"
+    SERVER = "the server's CPU"
+    ROUND_TRIPS = "the round trips"
+
+
+#: The limits that are not the server's, as the hello section names them.
+_OUTSIDE = {
+    Bound.LOAD_GENERATOR: "the load generator (one process: one core at most)",
+    Bound.MACHINE: "the machine's CPU, shared by the load generator and the server",
+}
+
+
+@dataclass(frozen=True)
+class Limit:
+    """What limited one run, and the sentence that says so."""
+
+    bound: Bound
+    text: str
+
+
+def cpu_limit(step: dict[str, Any], workers: int) -> Limit | None:
+    """What limited a step, from its CPU shares (cpu.py); None for a step
+    measured without them (a results.json from an older lab)."""
+    client = step.get("load_generator_cpu")
+    if client is None:
+        return None
+    server, machine, cores = step.get("server_cpu"), step.get("machine_cpu"), step.get("cores")
+    server_part = "" if server is None else f", the server's processes {_pct(server)}"
+    if client >= SATURATED:
+        shared = f", on a machine of {cores} cores shared with the server" if cores else ""
+        return Limit(Bound.LOAD_GENERATOR, f"limited by the load generator (one process at "
+                                           f"{_pct(client)} of a core{shared})")
+    if machine is not None and cores and machine >= SATURATED:
+        return Limit(Bound.MACHINE, (
+            f"limited by the machine's CPU: its {_count(cores, 'core')} were {_pct(machine)} "
+            f"busy (the load generator, one process, used {_pct(client)} of a core"
+            f"{server_part}, other programs and the kernel the rest)"))
+    if server is not None and server >= SATURATED * min(workers, cores or workers):
+        return Limit(Bound.SERVER, f"limited by the server's CPU: its "
+                                   f"{_count(workers, 'worker')} used {_pct(server)} of a core")
+    return Limit(Bound.ROUND_TRIPS, f"no CPU was saturated (the load generator used "
+                                    f"{_pct(client)} of a core{server_part}): each user's "
+                                    f"round trips were the limit")
+
+
+def hello_markdown(hello: list[dict[str, Any]]) -> list[str]:
+    """The hello apps' section: each row's best step, with what limited it."""
+    if not hello:
+        return []
+    lines = ["## The hello apps (no wait)", ""]
+    bounds = set()
+    for row in hello:
+        best = max(row["steps"], key=lambda s: s["rps"]) if row["steps"] else None
+        if best is None:
+            continue
+        limit = cpu_limit(best, row.get("workers", 1))
+        if limit is not None:
+            bounds.add(limit.bound)
+        lines.append(
+            f"- {row['title']}: up to {best['rps']:,.0f} req/s "
+            f"(p50 {best['p50_ms']:.2f} ms at {best['users']} users)"
+            + (f"; {limit.text}." if limit else ".")
+        )
+    lines.append("")
+    outside = [_OUTSIDE[b] for b in Bound if b in bounds and b in _OUTSIDE]
+    if outside:
+        lines += [
+            f"With no wait, a run measures whatever runs out first, and here that was "
+            f"{' and '.join(outside)}, not the interface: these rows do not say that "
+            "ASGI, or WSGI, is faster. To compare servers "
+            "on a hello app, give the load generator cores of its own "
+            "(`twincorn load --processes N` on another machine).",
+            "",
+        ]
+    return lines
+
+
+def run_when(started: str, duration_s: float) -> str:
+    """'3 December 2026, 07:40 UTC, 1 min 32 s' from results.json's ISO
+    start time (any offset) and duration."""
+    try:
+        moment = datetime.datetime.fromisoformat(started)
+    except ValueError:
+        when = started
+    else:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(datetime.UTC)
+        zone = " UTC" if moment.tzinfo is not None else ""
+        when = f"{moment.day} {moment:%B %Y, %H:%M}{zone}"
+    return f"{when}, {duration_words(duration_s)}"
+
+
+def duration_words(seconds: float) -> str:
+    """95 -> '1 min 35 s', 42 -> '42 s', 3725 -> '1 h 2 min'."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"
+
+
+def _pct(share: float) -> str:
+    return f"{share * 100:.0f}%"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{'one' if n == 1 else n} {noun}{'' if n == 1 else 's'}"
 
 
 def _users(n: int) -> str:

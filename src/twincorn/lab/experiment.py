@@ -26,6 +26,10 @@ from twincorn.lab.servers import running
 from twincorn.lab.setups import Setup, peer_setups, twincorn_setups
 from twincorn.load.plan import usable_cpus
 
+#: A blocking setup's ramp stops at this many users per slot: by then three
+#: users in four wait in its queue, and a further step only waits longer.
+QUEUE_FACTOR = 4
+
 
 @dataclass
 class LabPlan:
@@ -36,7 +40,7 @@ class LabPlan:
     step_seconds: float = 3.0
     service_time: float = 1.0
     #: Open model: rates as multiples of the model's ceiling (blocking
-    #: setups) and as absolute rates for async ones.
+    #: setups) and as absolute rates for async ones (see rates()).
     rate_factors: tuple[float, ...] = (1.5,)
     async_rates: tuple[float, ...] = (64.0,)
     rate_seconds: float = 5.0
@@ -48,7 +52,7 @@ class LabPlan:
     @classmethod
     def quick_plan(cls, peers: bool = False) -> LabPlan:
         return cls(twincorn_setups() + (peer_setups() if peers else []), quick=True,
-                   max_users=64, step_seconds=2.0, rate_seconds=4.0)
+                   max_users=64, step_seconds=2.0, rate_seconds=4.0, async_rates=())
 
     @classmethod
     def full_plan(cls, peers: bool = False) -> LabPlan:
@@ -62,8 +66,8 @@ class LabPlan:
         their lines share their points on the charts. The users double from
         1 up to max_users (quadruple with --quick), plus, for each blocking
         setup, its number of slots (where its knee should be), twice and four
-        times that; a blocking setup stops at 4x its slots, where its queue
-        is already long."""
+        times that; a blocking setup stops at QUEUE_FACTOR x its slots, where
+        its queue is already long."""
         ladder = {1}
         n = 1
         while n < self.max_users:
@@ -72,7 +76,8 @@ class LabPlan:
         for other in self.setups:
             if other.slots is not None:  # its knee, and a queue as long again
                 ladder |= {other.slots, 2 * other.slots, 4 * other.slots}
-        top = self.max_users if setup.slots is None else min(self.max_users, 4 * setup.slots)
+        top = self.max_users if setup.slots is None else min(self.max_users,
+                                                            QUEUE_FACTOR * setup.slots)
         return sorted(u for u in ladder if u <= top)
 
     @staticmethod
@@ -88,10 +93,17 @@ class LabPlan:
         return min(setup.predicted_latency(users, self.service_time), 8.0)
 
     def rates(self, setup: Setup) -> list[float]:
+        """The fixed rates `setup` runs at. A blocking setup: multiples of
+        its model's ceiling (1.5x: its queue grows by half its ceiling a
+        second). An async setup: `async_rates`, and also the highest rate of
+        each blocking setup in the plan, so that the report can draw them
+        side by side at the same arrival rate (alone, `async_rates` only)."""
         ceiling = setup.ceiling(self.service_time)
-        if ceiling is None:
-            return list(self.async_rates)
-        return [factor * ceiling for factor in self.rate_factors]
+        if ceiling is not None:
+            return [factor * ceiling for factor in self.rate_factors]
+        shared = {max(self.rates(other)) for other in self.setups
+                  if other.slots is not None and self.rate_factors}
+        return sorted(set(self.async_rates) | shared)
 
     def estimate(self) -> float:
         """Seconds the whole plan should take (for the progress line)."""
@@ -102,7 +114,9 @@ class LabPlan:
             for users in self.users(setup):
                 total += self.warmup(setup, users) + self.step_seconds
                 total += start if self.leaves_a_queue(setup, users) else 0.0
-            total += len(self.rates(setup)) * (start + 1.5 * self.rate_seconds)
+            rates = len(self.rates(setup))
+            restarts = rates if setup.slots is not None else 0  # async: the same server
+            total += restarts * start + rates * 1.5 * self.rate_seconds
         per_hello = 2.0 + len(self.hello_users) * (self.hello_seconds + 0.5)
         total += len(hello_setups(self)) * per_hello
         return total
@@ -167,21 +181,25 @@ def _ramp(plan: LabPlan, setup: Setup, progress: Progress) -> dict[str, Any]:
             if server is None:
                 server = stack.enter_context(running(setup, "slow", service))
             step = measure_closed(server.url, users, plan.warmup(setup, users),
-                                  plan.step_seconds)
+                                  plan.step_seconds, server_pgid=server.process.pid)
             step["predicted_rps"] = setup.predicted_rps(users, service)
             step["predicted_latency_ms"] = setup.predicted_latency(users, service) * 1000
             steps.append(step)
             if plan.leaves_a_queue(setup, users):
                 stack.close()  # a new server for the next step
                 server = None
-    for rate in plan.rates(setup):
-        progress.step(setup, f"slow app · fixed rate {rate:g}/s")
-        with running(setup, "slow", service) as server:
+        for rate in plan.rates(setup):
+            progress.step(setup, f"slow app · fixed rate {rate:g}/s")
+            if server is None:
+                server = stack.enter_context(running(setup, "slow", service))
             run = measure_open(server.url, rate, plan.rate_seconds, drain=plan.rate_seconds)
-        # Kept up: answers came about as fast as one service time.
-        run["kept_up"] = run["p99_ms"] <= 1500 * service
-        run["model_ceiling_rps"] = setup.ceiling(service)
-        open_runs.append(run)
+            # Kept up: answers came about as fast as one service time.
+            run["kept_up"] = run["p99_ms"] <= 1500 * service
+            run["model_ceiling_rps"] = setup.ceiling(service)
+            open_runs.append(run)
+            if setup.slots is not None:  # a blocking server may be left a queue
+                stack.close()
+                server = None
     return {
         "key": setup.key,
         "title": setup.title,
@@ -205,7 +223,9 @@ def _hello(plan: LabPlan, setup: Setup, progress: Progress) -> dict[str, Any]:
     progress.step(setup, "hello app")
     with running(setup, "hello", plan.service_time) as server:
         for users in plan.hello_users:
-            steps.append(measure_closed(server.url, users, 0.5, plan.hello_seconds))
+            steps.append(measure_closed(server.url, users, 0.5, plan.hello_seconds,
+                                        server_pgid=server.process.pid))
     return {"key": setup.key, "title": setup.title, "app": setup.app("hello"),
-            "command": setup.shown_command("hello"), "steps": steps}
+            "command": setup.shown_command("hello"), "workers": setup.workers,
+            "steps": steps}
 

@@ -1,11 +1,13 @@
 """The lab's report: index.html, results.json, summary.md and PNG charts.
 
-index.html is one self-contained file (uPlot and the numbers inlined) with
-two charts — throughput against users and latency against users, a line
-per configuration, the model as a dashed line of the same colour — the
-summary, and a table per configuration. The PNG files draw the same two
-charts with matplotlib (the `lab` extra), for READMEs and slides; without
-matplotlib they are skipped with a note.
+index.html is one self-contained file (uPlot, report.js and the numbers
+inlined): the charts that charts.py specifies — throughput and latency
+against users, and latency second by second at fixed rates — each under a
+legend that tells the measured lines (solid, with markers) from the model
+(dashed), then the summary in words (analysis.py) and a table per
+configuration. The PNG files (pngs.py) draw the same charts with
+matplotlib (the `lab` extra), for READMEs and slides; without matplotlib
+they are skipped with a note.
 """
 
 from __future__ import annotations
@@ -13,16 +15,15 @@ from __future__ import annotations
 import html
 import json
 import re
+from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import Any
 
-from twincorn.lab.analysis import summary_markdown
-from twincorn.lab.setups import model_latency, model_rps
+from twincorn.lab.analysis import TITLE, run_line, summary_markdown, summary_parts
+from twincorn.lab.charts import aligned, chart_specs, style
+from twincorn.lab.pngs import write_pngs
 from twincorn.load.static_files import UPLOT_CSS, UPLOT_JS, read_static
-
-#: One colour per configuration, in order (colour-blind friendly: Okabe-Ito).
-COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 
 
 def write_report(results: dict[str, Any], out: Path) -> list[Path]:
@@ -40,119 +41,172 @@ def write_report(results: dict[str, Any], out: Path) -> list[Path]:
     return written
 
 
-def chart_series(results: dict[str, Any], metric: str, model: str) -> dict[str, Any]:
-    """The data of one chart, as uPlot wants it: one shared x (users) and,
-    per configuration, the measured line and the model's (None where a
-    configuration has no step at that number of users)."""
-    configurations = results["configurations"]
-    users = sorted({s["users"] for c in configurations for s in c["steps"]})
-    service = results["service_time_s"]
-    series = []
-    for i, c in enumerate(configurations):
-        by_users = {s["users"]: s for s in c["steps"]}
-        colour = COLOURS[i % len(COLOURS)]
-        series.append({"label": c["title"], "colour": colour, "dash": False,
-                       "values": [_get(by_users.get(u), metric) for u in users]})
-        # The model over the whole axis, so that a ceiling shows as a level line.
-        series.append({"label": f"{c['title']}: model", "colour": colour, "dash": True,
-                       "values": [_model(c, u, service, model) for u in users]})
-    return {"users": users, "series": series}
-
-
-def _model(configuration: dict[str, Any], users: int, service: float, key: str) -> float:
-    """The model's throughput (req/s) or latency (s) at `users`."""
-    model = model_rps if key == "predicted_rps" else model_latency
-    return model(users, configuration.get("concurrency"), service)
-
-
-def _get(step: dict[str, Any] | None, key: str) -> float | None:
-    if step is None or step.get(key) is None:
-        return None
-    value = float(step[key])
-    return value / 1000 if key.endswith("_ms") else value  # seconds on the charts
-
-
 _PAGE = Template("""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
-<title>twincorn lab: blocking WSGI against async ASGI</title>
+<title>$title</title>
 <style>
 $uplot_css
-$common_css
-main { max-width: 1200px; margin: 0 auto; padding: 16px 24px 48px;
-       font-family: system-ui, sans-serif; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 24px; }
-.chart h2 { font-size: 17px; margin: 8px 0; }
+main { max-width: 1400px; margin: 0 auto; padding: 16px 24px 48px;
+       font-family: system-ui, sans-serif; line-height: 1.4; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(620px, 1fr));
+          gap: 8px 28px; }
+.chart h3 { font-size: 17px; margin: 12px 0 4px; }
+.chart .plot { width: 100%; }
+p.note { font-size: 14px; color: #333; margin: 4px 0 8px; }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 22px; align-items: center;
+          font-size: 14px; margin: 6px 0; padding: 8px 12px; background: #f7f7f7;
+          border-radius: 6px; }
+.legend span { display: inline-flex; align-items: center; gap: 6px; }
+.legend .key { font-weight: 600; }
 table.lab { border-collapse: collapse; margin: 8px 0 24px; font-size: 14px; }
-table.lab th, table.lab td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }
+table.lab th, table.lab td { border-bottom: 1px solid #ddd; padding: 4px 10px;
+                             text-align: right; }
 table.lab th:first-child, table.lab td:first-child { text-align: left; }
 code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; }
 </style>
 </head>
 <body>
 <main>
-<h1>twincorn lab: blocking WSGI against async ASGI</h1>
+<h1>$title</h1>
 <p>$subtitle</p>
-<div class="charts">
-<div class="chart"><h2>Throughput against users (requests/s)</h2><div id="throughput"></div></div>
-<div class="chart"><h2>Latency (p50, seconds) against users</h2><div id="latency"></div></div>
-</div>
-<p>Solid lines: measured. Dashed lines: what the model predicts (workers &times; threads /
-service time for a blocking app; as many requests at once as users for an async one).</p>
-$summary
+$ramps
+$summary_ramps
+$open
+$rest
 <h2>Every step</h2>
 $tables
 </main>
+<script type="application/json" id="chart-data">$charts</script>
 <script>$uplot_js</script>
-<script>
-const charts = $charts;
-function draw(id, data) {
-  const el = document.getElementById(id);
-  const series = [{label: "users"}].concat(data.series.map(s => ({
-    label: s.label, stroke: s.colour, width: s.dash ? 1.5 : 2.5,
-    dash: s.dash ? [6, 5] : undefined, spanGaps: true,
-    points: {show: !s.dash, size: 6},
-  })));
-  const values = [data.users].concat(data.series.map(s => s.values));
-  const width = Math.max(480, Math.min(el.parentElement.clientWidth || 560, 700));
-  new uPlot({
-    width: width, height: 340, series: series,
-    scales: {x: {time: false, distr: 3, log: 2}},
-    axes: [{label: "users"}, {}],
-    legend: {live: false},
-  }, values, el);
-}
-draw("throughput", charts.throughput);
-draw("latency", charts.latency);
-</script>
+<script>$report_js</script>
 </body>
 </html>
 """)
 
+_HOW_TO_READ = (
+    "Both axes are logarithmic: each step of the ramp doubles the users, and "
+    "each gridline doubles the value. So every step gets the same room, 4 "
+    "req/s can be read beside 64, and a line that grows in proportion to the "
+    "users is a straight diagonal (the async model: as many requests a second "
+    "as users), while a ceiling is a flat line (a blocking server: workers x "
+    "threads a second, however many users wait). Points of the configurations "
+    "are nudged a few pixels sideways so that equal values do not hide each other."
+)
+
+_HOW_TO_READ_RATES = (
+    "Requests sent on a schedule, whether the answers keep up or not, drawn "
+    "against when each was sent. Linear axes: a queue that grows by the same "
+    "number of requests every second makes each request wait longer than the "
+    "one before by the same amount, a straight ramp. Each point is the latency "
+    "of the requests sent in a tenth of a second (one request, at a few a second)."
+)
+
 
 def render_index(results: dict[str, Any]) -> str:
-    charts = {
-        "throughput": chart_series(results, "rps", "predicted_rps"),
-        "latency": chart_series(results, "p50_ms", "predicted_latency_ms"),
-    }
+    specs = chart_specs(results)
+    configurations = results["configurations"]
+    parts = summary_parts(results)
+    ramps = (
+        f"<p class=\"note\">{html.escape(_HOW_TO_READ)}</p>"
+        + legend([(c["title"], i) for i, c in enumerate(configurations)])
+        + _charts_html(specs["ramps"])
+    )
+    open_html = ""
+    if specs["fixed_rate"]:
+        shown = sorted({s["config"] for spec in specs["fixed_rate"] for s in spec["series"]})
+        open_html = (
+            markdown_to_html("\n".join(parts.pop("open", []))) +
+            f"<p class=\"note\">{html.escape(_HOW_TO_READ_RATES)}</p>"
+            + legend([(configurations[i]["title"], i) for i in shown])
+            + _charts_html(specs["fixed_rate"])
+        )
+    charts = [{"spec": spec, "columns": aligned(spec)}
+              for spec in specs["ramps"] + specs["fixed_rate"]]
     subtitle = (
-        f"{len(results['configurations'])} configurations; slow apps waiting "
-        f"{results['service_time_s']:g} s per request; run of {results['started']}, "
-        f"{results['duration_s']:.0f} s{' (--quick)' if results.get('quick') else ''}."
+        f"{len(configurations)} configurations; slow apps waiting "
+        f"{results['service_time_s']:g} s per request. {run_line(results)}"
     )
     return _PAGE.substitute(
+        title=html.escape(TITLE),
         uplot_css=read_static(UPLOT_CSS),
-        common_css="",
-        uplot_js=read_static(UPLOT_JS),
+        uplot_js=_script_safe(read_static(UPLOT_JS)),
+        report_js=_script_safe(_report_js()),
         subtitle=html.escape(subtitle),
-        summary=markdown_to_html(summary_markdown(results).split("\n", 2)[2]),
-        tables="\n".join(_table(c) for c in results["configurations"]),
-        # </script> inside the data must not end the script element.
-        charts=json.dumps(charts).replace("</", "<\\/"),
+        ramps=ramps,
+        summary_ramps=markdown_to_html("\n".join(parts.pop("ramps", []))),
+        open=open_html,
+        rest=markdown_to_html("\n".join(line for lines in parts.values() for line in lines)),
+        tables="\n".join(_table(c) for c in configurations) + _open_table(configurations),
+        charts=_script_safe(json.dumps(charts)),
     )
+
+
+def _script_safe(text: str) -> str:
+    """</script> inside a script element's text must not end it."""
+    return text.replace("</", "<\\/")
+
+
+def _report_js() -> str:
+    return resources.files("twincorn.lab").joinpath("report.js").read_text(encoding="utf-8")
+
+
+def _charts_html(specs: list[dict[str, Any]]) -> str:
+    boxes = []
+    for spec in specs:
+        notes = "".join(f"<p class=\"note\">{html.escape(n)}</p>" for n in spec["notes"])
+        boxes.append(
+            f"<div class=\"chart\" data-chart=\"{html.escape(spec['id'])}\">"
+            f"<h3>{html.escape(spec['title'])}</h3>"
+            f"<div class=\"plot\" id=\"chart-{html.escape(spec['id'])}\"></div>{notes}</div>"
+        )
+    return "<div class=\"charts\">" + "".join(boxes) + "</div>"
+
+
+def legend(entries: list[tuple[str, int]]) -> str:
+    """The legend of a group of charts: what solid and dashed mean, then per
+    configuration its two swatches (measured, model) and its title."""
+    key = ("<span class=\"key\">" + swatch("#333333", "circle", []) + " measured"
+           "</span><span class=\"key\">" + swatch("#333333", None, [8, 4]) + " the model"
+           "</span>")
+    items = []
+    for title, index in entries:
+        look = style(index)
+        items.append(
+            f"<span data-config=\"{index}\">"
+            + swatch(look["colour"], look["marker"], [])
+            + swatch(look["colour"], None, look["model_dash"])
+            + f" {html.escape(title)}</span>"
+        )
+    return "<div class=\"legend\">" + key + "".join(items) + "</div>"
+
+
+#: The markers of charts.MARKERS in a swatch's SVG, centred on (18, 7).
+_SHAPES = {
+    "circle": '<circle cx="18" cy="7" r="4.5"',
+    "square": '<rect x="14" y="3" width="8" height="8"',
+    "triangle": '<polygon points="18,2 23,11 13,11"',
+    "down": '<polygon points="18,12 23,3 13,3"',
+    "diamond": '<polygon points="18,1.5 23.5,7 18,12.5 12.5,7"',
+    "cross": '<path d="M14,3 L22,11 M14,11 L22,3" stroke-width="2.2"',
+    "plus": '<path d="M13,7 L23,7 M18,2 L18,12" stroke-width="2.2"',
+}
+_STROKED = {"cross", "plus"}
+
+
+def swatch(colour: str, marker: str | None, dash: list[int]) -> str:
+    """A 36 x 14 SVG sample of a line: solid with `marker`, or dashed."""
+    dasharray = f' stroke-dasharray="{",".join(map(str, dash))}"' if dash else ""
+    shape = ""
+    if marker:
+        fill = "none" if marker in _STROKED else colour
+        shape = f'{_SHAPES[marker]} fill="{fill}" stroke="{colour}"/>'
+    return (f'<svg class="swatch" width="36" height="14" viewBox="0 0 36 14" '
+            f'aria-hidden="true"><line x1="1" y1="7" x2="35" y2="7" stroke="{colour}" '
+            f'stroke-width="{2.5 if marker else 1.8}"{dasharray}/>{shape}</svg>')
 
 
 def _table(configuration: dict[str, Any]) -> str:
@@ -202,41 +256,23 @@ def _inline(text: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
 
-def write_pngs(results: dict[str, Any], out: Path) -> list[Path]:
-    """throughput.png and latency.png, if matplotlib is installed."""
-    try:
-        import matplotlib
+def _open_table(configurations: list[dict[str, Any]]) -> str:
+    head = ("configuration", "rate (req/s)", "for", "model ceiling (req/s)", "answered",
+            "p50", "p99", "unanswered", "kept up")
+    rows = []
+    for c in configurations:
+        for run in c.get("open", []):
+            ceiling = run.get("model_ceiling_rps")
+            sent_for = run.get("rate_seconds")
+            cells = (c["title"], f"{run['rate']:g}", "-" if sent_for is None else f"{sent_for:g} s",
+                     "-" if ceiling is None else f"{ceiling:g}",
+                     str(run["requests"]), _ms(run["p50_ms"]), _ms(run["p99_ms"]),
+                     str(run.get("unfinished", 0)), "yes" if run["kept_up"] else "no")
+            rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells)
+                        + "</tr>")
+    if not rows:
+        return ""
+    return ("<h3>At a fixed rate</h3><table class=\"lab\"><tr>"
+            + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>")
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    written = []
-    for name, metric, model, ylabel in (
-        ("throughput.png", "rps", "predicted_rps", "requests/s"),
-        ("latency.png", "p50_ms", "predicted_latency_ms", "p50 latency (s)"),
-    ):
-        data = chart_series(results, metric, model)
-        figure, axes = plt.subplots(figsize=(8, 4.8), dpi=120)
-        for s in data["series"]:
-            points = [(u, v) for u, v in zip(data["users"], s["values"], strict=True)
-                      if v is not None]
-            if not points:
-                continue
-            xs, ys = zip(*points, strict=True)
-            axes.plot(xs, ys, color=s["colour"], linestyle=(0, (4, 3)) if s["dash"] else "-",
-                      linewidth=1.3 if s["dash"] else 2.6, marker=None if s["dash"] else "o",
-                      alpha=1.0 if s["dash"] else 0.75, zorder=3 if s["dash"] else 2,
-                      label=s["label"])
-        axes.set_xscale("log", base=2)
-        axes.set_xticks(data["users"], [str(u) for u in data["users"]])
-        axes.set_xlabel("users (closed loop, no think time)")
-        axes.set_ylabel(ylabel)
-        axes.grid(True, alpha=0.3)
-        axes.legend(fontsize=8)
-        axes.set_title(f"{ylabel} against users — dashed: the model")
-        figure.tight_layout()
-        figure.savefig(out / name)
-        plt.close(figure)
-        written.append(out / name)
-    return written
+

@@ -210,7 +210,7 @@ def test_fixed_rate_chart_sets_blocking_beside_async_over_time() -> None:
     assert async_model["points"] == [[0.0, 1.0], [4.0, 1.0]]
     assert spec["x"]["ticks"] == [0, 1, 2, 3, 4] and spec["x"]["min"] == 0
     assert spec["y"]["min"] == 0 and spec["y"]["max"] >= 3.0
-    assert "its queue grows by 2 requests every second" in spec["notes"][0]
+    assert "with 6 arriving each second, its queue grows by 2 a second" in spec["notes"][0]
     columns = charts.aligned(spec)
     xs = [x for x in columns[0] if x is not None]
     assert len(columns) == 1 + len(spec["series"]) and xs == sorted(xs) == columns[0]

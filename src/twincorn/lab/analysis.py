@@ -79,7 +79,8 @@ def describe(configuration: dict[str, Any], service_time: float) -> str:
             f"the wait (the CPU, the client) became the limit."
         )
     if errors:
-        parts.append(f"{errors} requests failed along the way.")
+        noun = "request" if errors == 1 else "requests"
+        parts.append(f"{errors} {noun} failed along the way.")
     return " ".join(parts)
 
 

@@ -210,10 +210,10 @@ def _rate_note(c: dict[str, Any], run: dict[str, Any], rate: float, service: flo
         return (f"{c['title']} {serves}: each answer comes about {_seconds(service)} after "
                 f"it was due (p99 {_seconds(run['p99_ms'] / 1000)}).")
     ceiling = slots / service
-    return (f"{c['title']} serves at most {ceiling:g} a second: its queue grows by "
-            f"{rate - ceiling:g} requests every second it is sent {rate:g}, so each answer "
-            f"comes later than the one before (p99 {_seconds(run['p99_ms'] / 1000)}); "
-            f"the queue empties only once the requests stop.")
+    return (f"{c['title']} serves at most {ceiling:g} a second: with {rate:g} arriving "
+            f"each second, its queue grows by {rate - ceiling:g} a second, so each request "
+            f"waits longer than the one before (p99 {_seconds(run['p99_ms'] / 1000)}); the "
+            f"queue empties only once the requests stop.")
 
 
 def aligned(spec: dict[str, Any]) -> list[list[float | None]]:

@@ -22,8 +22,8 @@ examples:
       --fail-on 'p99>500ms' --fail-on 'error_rate>1%'
   twincorn load --web                                     the web UI on :8089
 
-exit status: 0; 1 if a request failed (or, with --fail-on, if a threshold
-holds); 2 for bad flags or a scenario that cannot be loaded.
+exit status: 0; 1 if a request failed or none was sent (or, with --fail-on,
+if a threshold holds); 2 for bad flags or a scenario that cannot be loaded.
 """
 
 

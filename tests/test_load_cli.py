@@ -69,7 +69,7 @@ def test_failed_requests_exit_1_unless_thresholds_decide(serve: Serve) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["http://127.0.0.1:1/", "-t", "3x"], "not a duration"),
+        (["http://127.0.0.1:1/", "-t", "3x"], "-t/--run-time: expected a duration"),
         (["http://127.0.0.1:1/", "--fail-on", "bogus"], "--fail-on"),
         (["http://127.0.0.1:1/", "-u", "0"], "at least 1 user"),
         (["-f", "missing.py"], "not found"),

@@ -148,6 +148,10 @@ class _Binder(ast.NodeVisitor):
             self.names.add(node.id)
         self.dynamic = self.dynamic or node.id in _DYNAMIC
 
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:  # `app: App` alone binds nothing
+            self.generic_visit(node)
+
     def visit_Attribute(self, node: ast.Attribute) -> None:
         self.dynamic = self.dynamic or node.attr in ("modules", "__dict__")
         self.generic_visit(node)

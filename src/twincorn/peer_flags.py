@@ -298,7 +298,7 @@ _MARK = re.compile(r"(<!-- peer-flags (serve|load) (\w+) -->\n)(.*?)(<!-- end pe
                    re.DOTALL)
 _SAID = {
     Verdict.SAME: "{twincorn}",
-    Verdict.ALIAS: "{twincorn} (also accepted as the peer spells it)",
+    Verdict.ALIAS: "accepted as it is: {twincorn}",
     Verdict.ACCEPTED: "accepted, does nothing",
     Verdict.SPELLED: "{twincorn}",
     Verdict.MISSING: "none",

@@ -48,9 +48,20 @@ def add_parser(commands: Any) -> None:
     lab.add_argument("--no-fixed-rate", action="store_true",
                      help="skip the fixed-rate runs (the open model); only the ramps of users")
     # The old name, which read as "do not open a browser": kept, hidden, with a warning.
-    lab.add_argument("--no-open", action="store_true", dest="no_open", help=argparse.SUPPRESS)
+    lab.add_argument("--no-open", action=_Renamed, dest="no_fixed_rate", nargs=0,
+                     help=argparse.SUPPRESS)
     lab.add_argument("--analyse", metavar="RESULTS_JSON",
                      help="write the report again from a saved results.json, running nothing")
+
+
+class _Renamed(argparse.Action):
+    """A flag's old name: does what the new one does, and says so."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print("twincorn lab: --no-open is now --no-fixed-rate (it skips the fixed-rate runs)",
+              file=sys.stderr)
+        setattr(namespace, self.dest, True)
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
@@ -97,10 +108,7 @@ def main(args: dict[str, Any]) -> int:
             setattr(plan, name, args[name])
     if args["no_hello"]:
         plan.hello_users = ()
-    if args["no_open"]:
-        print("twincorn lab: --no-open is now --no-fixed-rate (it skips the fixed-rate runs)",
-              file=sys.stderr)
-    if args["no_fixed_rate"] or args["no_open"]:
+    if args["no_fixed_rate"]:
         plan.rate_factors, plan.async_rates = (), ()
     try:
         results = run_plan(plan)

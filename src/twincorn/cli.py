@@ -33,7 +33,7 @@ def make_parser() -> Parser:
         help="serve a WSGI or ASGI application",
         description="Serve a WSGI or ASGI application over HTTP/1.1. Every flag can also\n"
         "be set as an environment variable TWINCORN_<NAME> (e.g. TWINCORN_THREADS=4).\n"
-        "Coming from gunicorn or uvicorn: docs/gunicorn-uvicorn.md.",
+        "For gunicorn and uvicorn users: docs/gunicorn-uvicorn.md.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     config.add_arguments(serve)

@@ -32,9 +32,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(
         "load",
         help="load-test an HTTP server (Locust's users, wrk2's constant rate)",
-        description="Load-test an HTTP server: a URL, or a scenario file of async "
-        "User classes (a locustfile). Closed model with -u/-r (Locust's), open "
-        "model with --rate (wrk2's, k6's; latency corrected for coordinated omission).",
+        description="Load-test an HTTP server: a URL, or a scenario file of async User\n"
+        "classes (a locustfile). Closed model with -u/-r (Locust's), open model with\n"
+        "--rate (wrk2's, k6's; latency corrected for coordinated omission). Coming\n"
+        "from Locust: docs/load.md#from-locust.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -43,7 +44,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _error(message: str) -> int:
-    print(f"twincorn load: error: {message}", file=sys.stderr)
+    print(f"twincorn load: error: {message}\n(see twincorn load --help)", file=sys.stderr)
     return 2
 
 

@@ -19,6 +19,14 @@ from twincorn.load.stats import PERCENTILES, Tally
 _PLAIN_EVERY = 5.0  # seconds between status lines when stderr is not a terminal
 NAME_WIDTH = 50
 
+#: How the last line says why the run stopped (Results.stopped_by).
+_STOPPED = {
+    "run-time": "stopped at --run-time",
+    "stop-after": "stopped at --stop-after",
+    "interrupted": "interrupted (Ctrl-C)",
+    "stop()": "stopped by stop()",
+}
+
 
 def fmt_ms(value: float) -> str:
     """Milliseconds to at least three significant digits: 0.312, 3.21, 32.1, 321."""
@@ -146,7 +154,8 @@ def final_report(results: Results) -> str:
         f"{results.rps:,.1f} req/s, {results.failures:,} failed "
         f"({100 * results.error_rate:.2f}%)"
         + (f", {results.dropped:,} arrivals dropped" if results.dropped else "")
-        + (f"; stopped by {results.stopped_by}" if results.stopped_by else ""),
+        + (f"; {_STOPPED.get(results.stopped_by, 'stopped by ' + results.stopped_by)}"
+           if results.stopped_by else ""),
     ]
     if results.unfinished and results.unfinished_oldest >= 1.0:
         # Worth a line when some had waited long: requests a server left

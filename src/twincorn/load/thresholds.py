@@ -141,7 +141,8 @@ def exit_status(results: Results, thresholds: list[Threshold]) -> tuple[int, lis
         return (1 if violations else 0), violations
     reasons = []
     if results.failures:
-        reasons.append(f"{results.failures:,} of {results.requests:,} requests failed")
+        noun = "request" if results.requests == 1 else "requests"
+        reasons.append(f"{results.failures:,} of {results.requests:,} {noun} failed")
     if results.exceptions:
         count = sum(x.count for x in results.exceptions)
         reasons.append(f"tasks raised {count:,} exceptions")

@@ -80,6 +80,7 @@ def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         (["http://127.0.0.1:8000/"], ["twincorn load http://127.0.0.1:8000/"]),
         (["srve"], ["did you mean serve?"]),
         ([], ["give a command"]),
+        (["-w", "4", "serve"], ["the command comes first", "twincorn serve -w"]),
     ],
 )
 def test_mistakes_get_two_lines_and_status_2(argv: list[str], expected: list[str],

@@ -133,8 +133,11 @@ def command_hint(argv: Sequence[str], commands: Sequence[str]) -> str | None:
     if not argv:
         return "give a command: twincorn serve APP, twincorn load URL or twincorn lab"
     first = argv[0]
-    if first.startswith("-") or first in commands:
+    if first in ("-h", "--help", "--version") or first in commands:
         return None
+    if first.startswith("-"):
+        return (f"unknown flag {first}: the command comes first, then its flags "
+                f"(twincorn serve {first} ...)")
     if "://" in first:
         return f"{first!r} is not a command; to load-test it: twincorn load {first}"
     if ":" in first:

@@ -43,8 +43,11 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _error(message: str) -> int:
-    print(f"twincorn load: error: {message}\n(see twincorn load --help)", file=sys.stderr)
+def _error(message: str, hint: bool = True) -> int:
+    """Exit status 2 and the message; a flag's error points at --help, a
+    scenario file's does not (the fix is in the file, not the flags)."""
+    tail = "\n(see twincorn load --help)" if hint else ""
+    print(f"twincorn load: error: {message}{tail}", file=sys.stderr)
     return 2
 
 
@@ -58,8 +61,10 @@ def main(args: dict[str, Any]) -> int:
         plan, reports = from_arguments(args)
         thresholds = [Threshold.parse(text) for text in reports.fail_on]
         scenario = resolve_scenario(plan, reports)
-    except (PlanError, ThresholdError, ScenarioError) as exc:
+    except (PlanError, ThresholdError) as exc:
         return _error(str(exc))
+    except ScenarioError as exc:
+        return _error(str(exc), hint=False)
     if reports.web:
         return _web(plan, scenario, reports)
     if scenario is None:
@@ -68,8 +73,10 @@ def main(args: dict[str, Any]) -> int:
 
     try:
         results = run_in_terminal(plan, scenario, reports)
-    except (PlanError, ScenarioError) as exc:
+    except PlanError as exc:
         return _error(str(exc))
+    except ScenarioError as exc:
+        return _error(str(exc), hint=False)
     for path in write_outputs(results, reports):
         print(f"wrote {path}", file=sys.stderr)
     code, reasons = exit_status(results, thresholds)

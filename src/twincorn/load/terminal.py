@@ -150,7 +150,8 @@ def final_report(results: Results) -> str:
             out.append(f"{x.count:>13}  {x.where}: {x.message}")
     out += [
         "",
-        f"{results.requests:,} requests in {results.duration_s:.2f} s: "
+        f"{results.requests:,} request{'' if results.requests == 1 else 's'} in "
+        f"{results.duration_s:.2f} s: "
         f"{results.rps:,.1f} req/s, {results.failures:,} failed "
         f"({100 * results.error_rate:.2f}%)"
         + (f", {results.dropped:,} arrivals dropped" if results.dropped else "")

@@ -146,7 +146,8 @@ def exit_status(results: Results, thresholds: list[Threshold]) -> tuple[int, lis
         reasons += check(thresholds, results)
         return (1 if reasons else 0), reasons
     if results.failures:
-        reasons.append(f"{results.failures:,} of {results.requests:,} requests failed")
+        noun = "request" if results.requests == 1 else "requests"
+        reasons.append(f"{results.failures:,} of {results.requests:,} {noun} failed")
     raised = 0
     for x in results.exceptions:
         if x.message.startswith(_NOT_AWAITED):
@@ -156,5 +157,6 @@ def exit_status(results: Results, thresholds: list[Threshold]) -> tuple[int, lis
         else:
             raised += x.count
     if raised:
-        reasons.append(f"tasks raised {raised:,} exceptions")
+        noun = "exception" if raised == 1 else "exceptions"
+        reasons.append(f"tasks raised {raised:,} {noun}")
     return (1 if reasons else 0), reasons

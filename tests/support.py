@@ -134,7 +134,8 @@ class ErrorLog(logging.Handler):
         return taken
 
     def app_failed(self) -> bool:
-        return "exception in WSGI application" in self.errors()
+        return any(m.startswith("exception in WSGI application, serving ")
+                   for m in self.errors())
 
     @classmethod
     @contextmanager

@@ -116,25 +116,31 @@ def test_factory_and_app_dir(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("source", "spec", "message", "traceback"),
+    ("source", "spec", "message", "traceback", "early"),
     [
-        ("", "nosuchmodule:app", "module 'nosuchmodule' not found", False),
-        ("x = 1\n", "mod:app", "has no attribute 'app'", False),
-        ("app = 42\n", "mod:app", "is not callable (it is a int)", False),
-        ("raise RuntimeError('boom at import')\n", "mod:app", "importing 'mod' raised", True),
-        ("import missing_dependency\n", "mod:app", "importing 'mod' raised", True),
-        ("def app(*args):\n    pass\n", "mod:app", "cannot tell whether", False),
-        ("def app(a, b, c):\n    pass\n", "mod:app", "--interface asgi", False),
-        ("", "no-colon", "must be given as module:attribute", False),
+        # early: found by the master's look at the source, before it binds
+        ("", "nosuchmodule:app", "module 'nosuchmodule' not found", False, True),
+        ("x = 1\n", "mod:app", "has no attribute 'app'", False, True),
+        ("app = 42\n", "mod:app", "is not callable (it is an int)", False, False),
+        ("raise RuntimeError('boom at import')\napp = None\n", "mod:app",
+         "importing 'mod' raised", True, False),
+        ("import missing_dependency\napp = None\n", "mod:app", "importing 'mod' raised", True,
+         False),
+        ("def app(*args):\n    pass\n", "mod:app", "cannot tell whether", False, False),
+        ("def app(a, b, c):\n    pass\n", "mod:app", "--interface asgi", False, False),
     ],
 )
-def test_load_errors(tmp_path: Path, source: str, spec: str, message: str, traceback: bool) -> None:
+def test_load_errors(tmp_path: Path, source: str, spec: str, message: str, traceback: bool,
+                     early: bool) -> None:
     (tmp_path / "mod.py").write_text(source)
     result = run_cli("serve", spec, "--app-dir", str(tmp_path), "--port", str(free_port()))
     assert result.returncode == 1
     error_lines = [line for line in result.stderr.splitlines() if "[ERROR]" in line]
     assert len(error_lines) == 1 and message in error_lines[0], result.stderr
     assert ("Traceback (most recent call last)" in result.stderr) is traceback
+    assert ("booting worker" not in result.stderr) is early, result.stderr
+    if traceback:  # the application's frames, not importlib's
+        assert "importlib" not in result.stderr and "importer.py" not in result.stderr
 
 
 def test_interface_override(tmp_path: Path) -> None:
@@ -170,8 +176,9 @@ def test_bad_flag_value() -> None:
 def test_help_lists_defaults() -> None:
     result = run_cli("serve", "--help")
     assert result.returncode == 0
-    assert "--limit-request-line BYTES" in result.stdout
-    assert "[default: 4094]" in " ".join(result.stdout.split())  # argparse wraps lines
+    assert "--limit-request-line SIZE" in result.stdout
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    assert "[default: 4094]" in text and "[default: 100m]" in text and "[default: 30s]" in text
 
 
 @pytest.mark.parametrize("kind", ["wsgi", "asgi"])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from twincorn import config
-from twincorn.cli import make_parser
+from twincorn import config, units
+from twincorn.cli import make_parser, subcommands
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,16 +21,35 @@ def test_settings_doc_is_in_sync() -> None:
     )
 
 
-def test_every_setting_has_a_flag_and_help_with_default() -> None:
-    subparsers = make_parser()._subparsers
-    assert subparsers is not None
-    serve = subparsers._group_actions[0].choices["serve"]  # type: ignore[index]
+def test_every_setting_has_a_flag_and_help_with_its_default_once() -> None:
+    serve = subcommands(make_parser())["serve"]
     help_text = serve.format_help()
     flagged = [n for n, f in config.SETTINGS.items()
                if not f.metadata["positional"] and not f.metadata["file_only"]]
+    actions = {a.dest: a for a in serve._actions if a.help != argparse.SUPPRESS}
     for name in flagged:
         assert "--" + name.replace("_", "-") in help_text, name
-    assert help_text.count("[default:") >= len(flagged)
+        text = str(actions[name].help)
+        shown = config.shown_default(name)
+        # The declaration is the one source: the help text names no default of its own.
+        assert text.lower().count("default") == (1 if shown else 0), (name, text)
+        if shown:
+            assert text.endswith(f"[default: {shown}]".replace("%", "%%")), (name, text)
+    assert "[default: none]" not in help_text and "104857600" not in help_text
+
+
+def test_flags_read_what_help_shows() -> None:
+    """A default shown as 100m or 30s is also what the flag accepts."""
+    serve = subcommands(make_parser())["serve"]
+    for name in ("limit_request_body", "timeout", "timeout_send", "wsgi_spool_size"):
+        args = vars(serve.parse_args(["--" + name.replace("_", "-"), config.shown_default(name)]))
+        assert config.build(cli=args, environ={}) == config.build(environ={})
+
+
+def test_serve_help_hides_gunicorns_t_but_takes_it() -> None:
+    serve = subcommands(make_parser())["serve"]
+    assert "-t TIME" not in serve.format_help()
+    assert config.build(cli=vars(serve.parse_args(["-t", "5"])), environ={}).timeout == 5
 
 
 def test_defaults_and_binds() -> None:
@@ -87,11 +107,23 @@ def test_unknown_environment_variable() -> None:
 
 
 def test_sizes() -> None:
-    assert config.parse_size("8190") == 8190
-    assert config.parse_size("64k") == 65536
-    assert config.parse_size("1MiB") == 1 << 20
+    assert units.parse_size("8190") == 8190
+    assert units.parse_size("64k") == 65536
+    assert units.parse_size("1MiB") == 1 << 20
     with pytest.raises(ValueError):
-        config.parse_size("lots")
+        units.parse_size("lots")
+    for size, text in ((4094, "4094"), (64 << 10, "64k"), (100 << 20, "100m"),
+                       (2 << 30, "2g"), (0, "0"), (1536, "1536")):
+        assert units.format_size(size) == text and units.parse_size(text) == size
+
+
+def test_durations() -> None:
+    for seconds, text in ((30.0, "30s"), (90.0, "1m30s"), (3600.0, "1h"), (0.25, "250ms"),
+                          (0.0, "0"), (1.5, "1.5s"), (4200.0, "1h10m")):
+        assert units.format_duration(seconds) == text
+        assert units.parse_duration(text) == seconds
+    with pytest.raises(ValueError, match="expected a duration"):
+        units.parse_duration("soon")
 
 
 def test_zero_means_no_limit() -> None:

@@ -44,7 +44,7 @@ def test_a_short_run_writes_its_files(serve: Serve, tmp_path: Path) -> None:
     done = twincorn_load(server.url + "/", "-u", "2", "-t", "1s",
                          "--json", str(tmp_path / "out.json"), "--csv", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
-    assert "Aggregated" in done.stdout and "stopped by run-time" in done.stdout
+    assert "Aggregated" in done.stdout and "stopped at --run-time" in done.stdout
     data = json.loads((tmp_path / "out.json").read_text())
     assert data["requests"] > 0 and data["failures"] == 0
     assert 0.95 < data["duration_s"] < 1.3
@@ -69,7 +69,7 @@ def test_failed_requests_exit_1_unless_thresholds_decide(serve: Serve) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["http://127.0.0.1:1/", "-t", "3x"], "not a duration"),
+        (["http://127.0.0.1:1/", "-t", "3x"], "-t/--run-time: expected a duration"),
         (["http://127.0.0.1:1/", "--fail-on", "bogus"], "--fail-on"),
         (["http://127.0.0.1:1/", "-u", "0"], "at least 1 user"),
         (["-f", "missing.py"], "not found"),
@@ -128,7 +128,7 @@ def test_ctrl_c_stops_with_the_results_so_far(serve: Serve, tmp_path: Path) -> N
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 0, stderr
-    assert "stopped by interrupted" in stdout
+    assert "interrupted (Ctrl-C)" in stdout
     data = json.loads(out.read_text())
     assert data["requests"] > 0 and data["stopped_by"] == "interrupted"
     assert data["duration_s"] > 0.8

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from apps import asgi_echo
-from support import RunningServer, exchange
+from support import ErrorLog, RunningServer, exchange
+from twincorn.http.request import Request, RequestLine
 from twincorn.logs import escape
 
 
@@ -78,3 +80,31 @@ def test_no_access_log(access_lines: list[str]) -> None:
     with RunningServer(asgi_echo, access_log=False) as server:
         exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert access_lines == []
+
+
+def _wsgi_boom(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    raise KeyError("no such thing")
+
+
+async def _asgi_boom(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        raise KeyError("no such thing")
+
+
+@pytest.mark.parametrize(("app", "kind"), [(_wsgi_boom, "WSGI"), (_asgi_boom, "ASGI")])
+def test_an_apps_exception_is_logged_with_its_request(app: Any, kind: str) -> None:
+    with ErrorLog.attached() as error_log, RunningServer(app, lifespan="off") as server:
+        raw = exchange(server.port, b"GET /boom?q=%1b HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert raw.startswith(b"HTTP/1.1 500 ")
+        errors = error_log.errors()
+    assert errors == [f"exception in {kind} application, serving GET /boom?q=%1b"]
+
+
+def test_the_request_line_is_made_only_when_written() -> None:
+    request = Request()
+    request.method, request.target = "POST", b"/x" * 300
+    line = RequestLine(request)
+    request.target = b"/later"  # nothing was formatted yet
+    assert str(line) == "POST /later"
+    request.target = b"/" + b"y" * 300
+    assert str(line) == "POST /" + "y" * 199 + "..."

@@ -187,7 +187,7 @@ def test_stuck_asgi_worker_names_the_blocking_request(
 
 
 def test_boot_failure_stops_the_server(tmp_path: Path) -> None:
-    (tmp_path / "broken.py").write_text("raise RuntimeError('cannot start')\n")
+    (tmp_path / "broken.py").write_text("raise RuntimeError('cannot start')\napp = None\n")
     start = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "twincorn", "serve", "broken:app", "--app-dir", str(tmp_path),

@@ -142,8 +142,8 @@ def test_systemd_variables_for_another_process_are_ignored() -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("fd://x", "file descriptor number"), ("localhost", "expected HOST:PORT"),
-     ("::1:80", "[::1]:80")],
+    [("fd://x", "file descriptor number"), ("http://127.0.0.1:8000", "without a scheme"),
+     ("::1:8000", "[::1]:8000"), ("127.0.0.1:99999", "out of range")],
 )
 def test_bad_addresses(text: str, message: str) -> None:
     with pytest.raises(BindError, match=message):

@@ -22,6 +22,7 @@ from urllib.parse import unquote
 from twincorn.exchange import SERVING, Channel
 from twincorn.http import Request
 from twincorn.http.errors import ResponseError
+from twincorn.http.request import RequestLine
 from twincorn.http.response import ResponseWriter, encode_error_response
 
 log = logging.getLogger("twincorn.error")
@@ -271,24 +272,27 @@ class ASGIExchange:
         if self._gone:
             self._finish(False)
         elif self._writer is None:
-            log.error("ASGI application returned without starting a response")
+            log.error("ASGI application returned without starting a response, serving %s",
+                      RequestLine(self.request))
             self._respond_500()
         else:
-            log.error("ASGI application returned before completing its response")
+            log.error("ASGI application returned before completing its response, serving %s",
+                      RequestLine(self.request))
             self._abort()
 
     def _app_failed(self, exc: BaseException) -> None:
         if self._done or self._gone:
             self._finish(False)
             return
-        log.error("exception in ASGI application", exc_info=exc)
+        log.error("exception in ASGI application, serving %s", RequestLine(self.request),
+                  exc_info=exc)
         if self._writer is None:
             self._respond_500()
         else:
             self._abort()
 
     def _refuse_response(self, exc: ResponseError) -> None:
-        log.error("response refused: %s", exc)
+        log.error("response refused: %s, serving %s", exc, RequestLine(self.request))
         self._respond_500()
 
     def _respond_500(self) -> None:

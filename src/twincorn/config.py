@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import difflib
 import os
-import re
 import sys
 import types
 import typing
@@ -22,8 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
+from twincorn import peer_flags
+from twincorn.address import DEFAULT_BIND, DEFAULT_PORT, AddressError, parse_address
 from twincorn.config_file import DEFAULT_FILE, ConfigFileError, read_config_file
 from twincorn.http import RequestPolicy
+from twincorn.units import format_duration, format_size, parse_duration, parse_size
 
 ENV_PREFIX = "TWINCORN_"
 #: How a master re-executed by USR2 learns its predecessor's sockets: a
@@ -42,11 +44,17 @@ def setting(
     metavar: str | None = None,
     positional: bool = False,
     file_only: bool = False,
+    unit: Literal["size", "duration"] | None = None,
+    shown: str = "",
 ) -> Any:
     """Declare one setting (used as the default of a Config field).
 
     `file_only` settings (the server hooks: functions) have no flag and no
     environment variable; a config file or `twincorn.run` gives them.
+    A `unit` setting reads and shows sizes (64k, 100m) or durations (30s,
+    2m); `shown` says what an empty default (None, no value) stands for,
+    in --help and docs/settings.md. The help text itself names no default:
+    the declaration is its one source.
     """
     meta = {
         "help": help,
@@ -55,20 +63,13 @@ def setting(
         "metavar": metavar,
         "positional": positional,
         "file_only": file_only,
+        "unit": unit,
+        "shown": shown,
     }
     if isinstance(default, list | dict):
         frozen = tuple(default) if isinstance(default, list) else default
         return field(default=frozen, metadata=meta)
     return field(default=default, metadata=meta)
-
-
-def parse_size(text: str) -> int:
-    """"64k", "1m", "2g" or a plain number of bytes."""
-    m = re.fullmatch(r"\s*(\d+)\s*([kmg]i?b?|b)?\s*", text.lower())
-    if m is None:
-        raise ValueError(f"not a size: {text!r} (try 8190, 64k, 100m)")
-    scale = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    return int(m.group(1)) * scale[(m.group(2) or "")[:1]]
 
 
 Hook = Callable[..., Any]
@@ -92,10 +93,11 @@ class Config:
     config: str | None = setting(
         None,
         "Python config file: its top-level names are settings and server hooks "
-        f"(gunicorn's convention). Default: ./{DEFAULT_FILE} if it exists.",
+        "(gunicorn's convention).",
         "-c",
         section="configuration",
         metavar="FILE",
+        shown=f"./{DEFAULT_FILE} if it exists",
     )
     # -- the application
     app: str | None = setting(
@@ -152,9 +154,9 @@ class Config:
         30.0,
         "A worker whose event loop is silent this long (a blocked loop, a stuck "
         "WSGI call) has its stacks logged, is killed and replaced.",
-        "-t",
         section="processes",
-        metavar="SECONDS",
+        metavar="TIME",
+        unit="duration",
     )
     preload: bool = setting(
         False,
@@ -177,17 +179,19 @@ class Config:
     )
     max_worker_lifetime: float = setting(
         0.0,
-        "A worker retires gracefully after this many seconds (0: never), up to 10% "
+        "A worker retires gracefully after this long (0: never), up to 10% "
         "later at random.",
         section="processes",
-        metavar="SECONDS",
+        metavar="TIME",
+        unit="duration",
     )
     max_worker_memory: int = setting(
         0,
         "A worker retires gracefully once its resident memory passes this size "
         "(0: never; e.g. 512m), up to 5% later at random.",
         section="processes",
-        metavar="BYTES",
+        metavar="SIZE",
+        unit="size",
     )
     pid: str | None = setting(
         None, "Write the master's process id to this file.", section="processes",
@@ -196,24 +200,27 @@ class Config:
     # -- where to listen
     bind: tuple[str, ...] = setting(
         [],
-        "Address to listen on: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N (an "
-        "inherited socket); repeat for more. Default 127.0.0.1:8000. Sockets passed "
-        "by systemd (LISTEN_FDS) are used instead when present.",
+        "Address to listen on: HOST:PORT, HOST (port 8000), [IPV6]:PORT, unix:PATH "
+        "or fd://N (an inherited socket); repeat for more. Sockets passed by systemd "
+        "(LISTEN_FDS) are used instead when present.",
         "-b",
         metavar="ADDRESS",
+        shown=DEFAULT_BIND,
     )
     host: str | None = setting(
         None, "Shorthand for --bind HOST:PORT (with --port).", metavar="HOST"
     )
-    port: int | None = setting(None, "Shorthand for --bind HOST:PORT (with --host).")
+    port: int | None = setting(None, "Shorthand for --bind HOST:PORT (with --host).",
+                               metavar="PORT")
     backlog: int = setting(2048, "Length of the listen queue.", metavar="N")
     reuse_port: bool = setting(
         False, "Set SO_REUSEPORT on the listening sockets (lets other processes bind them too)."
     )
     unix_socket_mode: str | None = setting(
         None,
-        "Permissions of unix: sockets, in octal (e.g. 660); default: as the umask leaves them.",
+        "Permissions of unix: sockets, in octal (e.g. 660).",
         metavar="MODE",
+        shown="as the umask leaves them",
     )
     loop: Literal["auto", "uvloop", "asyncio"] = setting(
         "auto", "Event loop: uvloop where installed (auto), or plain asyncio."
@@ -229,49 +236,56 @@ class Config:
     )
     timeout_keep_alive: float = setting(
         5.0,
-        "Seconds an idle keep-alive connection is kept open.",
+        "How long an idle keep-alive connection is kept open.",
         section="connections",
-        metavar="SECONDS",
+        metavar="TIME",
+        unit="duration",
     )
     timeout_request_head: float = setting(
         20.0,
-        "Seconds a client has to send a whole request head once it began (408).",
+        "How long a client has to send a whole request head once it began (408).",
         section="connections",
-        metavar="SECONDS",
+        metavar="TIME",
+        unit="duration",
     )
     timeout_request_body: float = setting(
         30.0,
-        "Seconds of silence allowed while a request body is read (408); past "
-        "them, the body must also keep up --min-request-body-rate.",
+        "Silence allowed while a request body is read (408); past it, the body "
+        "must also keep up --min-request-body-rate.",
         section="connections",
-        metavar="SECONDS",
+        metavar="TIME",
+        unit="duration",
     )
     min_request_body_rate: int = setting(
         500,
         "Bytes a second a request body must average once its first "
-        "--timeout-request-body seconds are spent (408); 0 for no minimum.",
+        "--timeout-request-body is spent (408); 0 for no minimum.",
         section="connections",
-        metavar="BYTES",
+        metavar="SIZE",
+        unit="size",
     )
     timeout_send: float = setting(
         60.0,
-        "Seconds a client may leave what the server sends unread (its socket "
+        "How long a client may leave what the server sends unread (its socket "
         "buffer full) before the connection is cut; 0 for no limit.",
         section="connections",
-        metavar="SECONDS",
+        metavar="TIME",
+        unit="duration",
     )
     graceful_timeout: float = setting(
         30.0,
-        "Seconds in-flight requests get to finish when the server stops.",
+        "How long in-flight requests get to finish when the server stops.",
         section="connections",
-        metavar="SECONDS",
+        metavar="TIME",
+        unit="duration",
     )
     # -- HTTP rules and limits
     limit_request_line: int = setting(
         _P.limit_request_line,
         "Longest request target, in bytes (414); 0 for no limit.",
         section="http",
-        metavar="BYTES",
+        metavar="SIZE",
+        unit="size",
     )
     limit_request_fields: int = setting(
         _P.limit_request_fields,
@@ -283,30 +297,35 @@ class Config:
         _P.limit_request_field_size,
         "Longest header field line, name and value (431); 0 for no limit.",
         section="http",
-        metavar="BYTES",
+        metavar="SIZE",
+        unit="size",
     )
     limit_request_head: int = setting(
         _P.limit_request_head, "Largest request head in all (431); 0 for no limit.", section="http",
-        metavar="BYTES",
+        metavar="SIZE",
+        unit="size",
     )
     limit_request_body: int = setting(
         100 << 20,
         "Largest request body, after chunked decoding (413); 0 for no limit.",
         section="http",
-        metavar="BYTES",
+        metavar="SIZE",
+        unit="size",
     )
     wsgi_spool_size: int = setting(
         1 << 20,
         "WSGI request bodies larger than this are kept in a temporary file.",
         section="http",
-        metavar="BYTES",
+        metavar="SIZE",
+        unit="size",
     )
     drain_limit: int = setting(
         1 << 20,
         "Unread request body the server reads and discards to keep a "
         "connection open; a longer one closes it.",
         section="http",
-        metavar="BYTES",
+        metavar="SIZE",
+        unit="size",
     )
     require_host: bool = setting(
         _P.require_host,
@@ -356,14 +375,16 @@ class Config:
     reload: bool = setting(
         False,
         "Restart the workers when a watched file changes (needs the watchfiles "
-        "package: pip install twincorn[reload]). For development.",
+        "package: pip install 'twincorn[reload]', or pip install -e '.[reload]' in a "
+        "checkout). For development.",
         section="development",
     )
     reload_dir: tuple[str, ...] = setting(
         [],
-        "Folder to watch with --reload; repeat for more. Default: --app-dir.",
+        "Folder to watch with --reload; repeat for more.",
         section="development",
         metavar="DIR",
+        shown="--app-dir",
     )
     reload_include: tuple[str, ...] = setting(
         [],
@@ -408,8 +429,9 @@ class Config:
         if self.host is not None or self.port is not None:
             host = self.host or "127.0.0.1"
             host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-            return (*self.bind, f"{host}:{self.port if self.port is not None else 8000}")
-        return self.bind or ("127.0.0.1:8000",)
+            port = self.port if self.port is not None else DEFAULT_PORT
+            return (*self.bind, f"{host}:{port}")
+        return self.bind or (DEFAULT_BIND,)
 
     @property
     def unix_mode(self) -> int | None:
@@ -434,49 +456,61 @@ class Config:
 
 
 class ConfigError(ValueError):
-    """A setting has an unknown name or a value that does not fit it."""
+    """A setting has an unknown name or a value that does not fit it.
+
+    `setting` names the setting at fault, where one is: the command line
+    then names its flag instead."""
+
+    def __init__(self, message: str, setting: str = "") -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+class BadValue(ValueError, argparse.ArgumentTypeError):
+    """A value a setting's reader refuses (argparse shows the message as is)."""
 
 
 SETTINGS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
 _HINTS = typing.get_type_hints(Config)
-_SIZES = {
-    "limit_request_line",
-    "limit_request_field_size",
-    "limit_request_head",
-    "limit_request_body",
-    "wsgi_spool_size",
-    "drain_limit",
-    "max_worker_memory",
-    "min_request_body_rate",
-}
 
 
 def check_names(names: Mapping[str, Any] | Sequence[str], where: str = "") -> None:
     for name in names:
         if name not in SETTINGS:
-            close = difflib.get_close_matches(name, SETTINGS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}unknown setting {name!r}{hint}")
+            peer = peer_flags.for_setting(name)
+            if peer is not None and peer.twincorn:
+                twincorn = SETTING_OF_FLAG.get(peer.twincorn.split()[0].split("/")[-1], "")
+                hint = f" (gunicorn's name; twincorn's is {twincorn!r})" if twincorn else ""
+            elif peer is not None:
+                hint = f" (gunicorn's name: {peer.note})"
+            else:
+                close = difflib.get_close_matches(name, SETTINGS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}unknown setting {name!r}{hint}", name)
 
 
 def is_hook(name: str) -> bool:
     return bool(SETTINGS[name].metadata["file_only"])
 
 
-def _parser_for(name: str) -> Callable[[str], Any]:
-    hint = _HINTS[name]
-    if name in _SIZES:
-        return parse_size
-    args = [a for a in get_args(hint) if a is not type(None)]
-    if get_origin(hint) in (types.UnionType, typing.Union) and args:
-        hint = args[0]
-    if hint is bool:
-        return _parse_bool
-    if hint is int:
-        return _parse_int
-    if hint is float:
-        return _parse_float
-    return str
+def flags_of(name: str) -> list[str]:
+    """The command-line flags of a setting, its own --name last."""
+    return [*SETTINGS[name].metadata["flags"], "--" + name.replace("_", "-")]
+
+
+#: Which setting each flag sets ("--workers" and "-w": "workers").
+SETTING_OF_FLAG = {flag: name for name in SETTINGS for flag in flags_of(name)}
+
+
+def _reader(name: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def read(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise BadValue(str(exc)) from None
+
+    read.__name__ = name
+    return read
 
 
 def _parse_int(text: str) -> int:
@@ -499,7 +533,27 @@ def _parse_bool(text: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"not a boolean: {text!r}")
+    raise ValueError(f"expected true or false (1, yes, on; 0, no, off), got {text!r}")
+
+
+_UNITS: dict[str, Callable[[str], Any]] = {"size": parse_size, "duration": parse_duration}
+
+
+def _parser_for(name: str) -> Callable[[str], Any]:
+    hint = _HINTS[name]
+    unit = SETTINGS[name].metadata["unit"]
+    if unit:
+        return _reader(unit, _UNITS[unit])
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if get_origin(hint) in (types.UnionType, typing.Union) and args:
+        hint = args[0]
+    if hint is bool:
+        return _reader("boolean", _parse_bool)
+    if hint is int:
+        return _reader("whole number", _parse_int)
+    if hint is float:
+        return _reader("number", _parse_float)
+    return str
 
 
 def convert(name: str, value: Any) -> Any:
@@ -509,42 +563,73 @@ def convert(name: str, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(v for v in value.split(",") if v)
         return tuple(value)
-    if isinstance(value, str) and hint is not str and "str" not in str(hint):
+    if isinstance(value, str) and (SETTINGS[name].metadata["unit"] or (
+            hint is not str and "str" not in str(hint))):
         try:
             return _parser_for(name)(value)
         except ValueError as exc:
-            raise ConfigError(f"{name}: {exc}") from None
-    if name in _SIZES and isinstance(value, str):
-        return parse_size(value)
+            raise ConfigError(f"{name}: {exc}", name) from None
     return value
 
 
+def shown_default(name: str) -> str:
+    """A setting's default as --help and docs/settings.md show it: 100m,
+    30s, or what an empty one stands for; "" for none worth showing."""
+    f = SETTINGS[name]
+    default: Any = f.default
+    unit = f.metadata["unit"]
+    if default in (None, ()) or default == "":
+        return str(f.metadata["shown"])
+    if unit == "size":
+        return format_size(default)
+    if unit == "duration":
+        return format_duration(default)
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return str(default)
+
+
 def validate(config: Config) -> Config:
-    """Check every value against its declared type and choices."""
+    """Check every value against its declared type and choices, and every
+    address it is to listen on."""
     for name, hint in _HINTS.items():
         value = getattr(config, name)
         if get_origin(hint) is Literal and value not in get_args(hint):
-            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(get_args(hint))}")
+            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(get_args(hint))}",
+                              name)
         if hint in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ConfigError(f"{name}: expected a number, got {value!r}")
+            raise ConfigError(f"{name}: expected a number, got {value!r}", name)
         if hint in (int, float) and value < 0:
-            raise ConfigError(f"{name}: must not be negative")
+            raise ConfigError(f"{name}: must not be negative, got {value!r}", name)
     for name in SETTINGS:
         value = getattr(config, name)
         if is_hook(name) and value is not None and not callable(value):
-            raise ConfigError(f"{name}: a server hook must be a function, got {value!r}")
+            raise ConfigError(f"{name}: a server hook must be a function, got {value!r}", name)
     if config.threads < 1:
-        raise ConfigError("threads: must be at least 1")
+        raise ConfigError(f"threads: must be at least 1, got {config.threads}", "threads")
     if config.workers < 1:
-        raise ConfigError("workers: must be at least 1")
+        raise ConfigError(f"workers: must be at least 1, got {config.workers}", "workers")
     if config.unix_socket_mode is not None:
         try:
             int(config.unix_socket_mode, 8)
         except ValueError:
             raise ConfigError(
-                f"unix_socket_mode: {config.unix_socket_mode!r} is not an octal mode"
+                f"unix_socket_mode: {config.unix_socket_mode!r} is not an octal mode (e.g. 660)",
+                "unix_socket_mode",
             ) from None
+    _check_binds(config)
     return config
+
+
+def _check_binds(config: Config) -> None:
+    if config.port is not None and not 0 <= config.port <= 65535:
+        raise ConfigError(f"port: {config.port} is out of range (0 to 65535)", "port")
+    for address in config.binds:
+        try:
+            parse_address(address)
+        except AddressError as exc:
+            name = "bind" if address in config.bind else "host"
+            raise ConfigError(f"{name}: {exc}", name) from None
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -561,7 +646,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
         if name not in SETTINGS:
             close = difflib.get_close_matches(name, SETTINGS, n=1)
             hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
-            raise ConfigError(f"unknown environment variable {key}{hint}")
+            raise ConfigError(f"unknown environment variable {key}{hint}", name)
         if is_hook(name):
             raise ConfigError(f"{key}: {name} is a server hook, set in a config file")
         found[name] = convert(name, text)
@@ -569,7 +654,8 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one flag per setting, grouped by section, defaults in the help."""
+    """Add one flag per setting, grouped by section, each default shown once
+    (from its declaration: shown_default) in the help."""
     groups: dict[str, Any] = {}
     for name, f in SETTINGS.items():
         meta = f.metadata
@@ -580,14 +666,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             groups[section] = parser.add_argument_group(section)
         group = groups[section]
         hint = _HINTS[name]
-        default = f.default
-        shown = "none" if default in (None, ()) else default
-        text = f"{meta['help']} [default: {shown}]".replace("%", "%%")
+        shown = shown_default(name)
+        text = (meta["help"] + (f" [default: {shown}]" if shown else "")).replace("%", "%%")
         if meta["positional"]:
             group.add_argument(name, nargs="?", default=argparse.SUPPRESS, help=meta["help"],
                                metavar=meta["metavar"])
             continue
-        flags = [*meta["flags"], "--" + name.replace("_", "-")]
+        flags = flags_of(name)
         kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": text}
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -668,7 +753,9 @@ def settings_markdown() -> str:
         "name in a config file (`-c twincorn.conf.py`: `threads = 4`), or by its",
         "Python name to `twincorn.run(app, name=value)`. A flag wins over the",
         "environment, which wins over the config file. Sizes accept `k`, `m` and",
-        "`g` suffixes (`64k`, `100m`). Server hooks are set in a config file only.",
+        "`g` suffixes (`64k`, `100m`); durations are seconds or `30s`, `2m`, `250ms`.",
+        "Server hooks are set in a config file only. gunicorn's and uvicorn's flags",
+        "and what twincorn makes of them: [gunicorn-uvicorn.md](gunicorn-uvicorn.md).",
     ]
     section = None
     for name, f in SETTINGS.items():
@@ -685,12 +772,12 @@ def settings_markdown() -> str:
         elif hint is bool:
             flag = f"`--{name.replace('_', '-')}` / `--no-{name.replace('_', '-')}`"
         else:
-            flag = ", ".join(f"`{x}`" for x in (*meta["flags"], "--" + name.replace("_", "-")))
-        default = f.default
-        if default in (None, ()):
+            flag = ", ".join(f"`{x}`" for x in flags_of(name))
+        shown = shown_default(name)
+        if not shown:
             shown = "—"
-        else:
-            shown = f"`{default!r}`" if default == "" else f"`{default}`"
+        elif shown != meta["shown"]:
+            shown = f"`{shown}`"
         if get_origin(hint) is Literal:
             choices = ", ".join(get_args(hint))
             help_text = f"{meta['help']} One of: {choices}."

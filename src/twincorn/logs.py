@@ -9,23 +9,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from twincorn.http.request import printable
+
 if TYPE_CHECKING:
     from twincorn.exchange import Exchange
 
 error_log = logging.getLogger("twincorn.error")
 access_log = logging.getLogger("twincorn.access")
 
-# Anything but printable ASCII in request data is written as an escape, so
-# that a request cannot put control sequences into a terminal or a log file.
-_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]} | {ord("\\"): "\\\\"}
-
-
-def escape(data: bytes | str) -> str:
-    text = data.decode("latin-1") if isinstance(data, bytes) else data
-    text = text.translate(_ESCAPES)
-    if not text.isascii():
-        text = text.encode("ascii", "backslashreplace").decode("ascii")
-    return text
+#: Request data as a log may show it (http/request.py says how).
+escape = printable
 
 
 def configure(level: str, error_file: str = "-", access_file: str = "-") -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from twincorn import logs
 from twincorn.config import Config
+from twincorn.importer import AppLoadError, prepare
 from twincorn.server.listener import BindError, open_sockets, release
 from twincorn.server.worker import run_worker
 
@@ -35,7 +36,12 @@ def serve(
 
 
 def serve_single(config: Config, app: Callable[..., Any] | None = None) -> int:
-    """One process: bind, load, run a worker (where there is no fork)."""
+    """One process: check, bind, load, run a worker (where there is no fork)."""
+    try:
+        app = prepare(config, app)
+    except AppLoadError as exc:
+        exc.report()
+        return exc.status
     try:
         sockets = open_sockets(config.binds, config.backlog, reuse_port=config.reuse_port,
                                unix_mode=config.unix_mode)

@@ -36,6 +36,7 @@ from urllib.parse import unquote_to_bytes
 from twincorn.exchange import SERVING, Channel
 from twincorn.http import Request
 from twincorn.http.errors import ResponseError
+from twincorn.http.request import RequestLine
 from twincorn.http.response import ResponseWriter, encode_error_response
 
 log = logging.getLogger("twincorn.error")
@@ -426,7 +427,7 @@ class WSGIExchange:
                 self.channel.keep_alive,
             )
         except ResponseError as exc:
-            log.error("response refused: %s", exc)
+            log.error("response refused: %s, serving %s", exc, RequestLine(self.request))
             raise
         self.status = self._writer.status
         return self._write
@@ -573,7 +574,8 @@ class WSGIExchange:
             self._close_result()
             self._release(False)
             return
-        log.error("exception in WSGI application", exc_info=exc)
+        log.error("exception in WSGI application, serving %s", RequestLine(self.request),
+                  exc_info=exc)
         writer = self._writer
         self._close_result()
         if writer is None or not writer.head_sent:
@@ -592,7 +594,8 @@ class WSGIExchange:
             try:
                 close()
             except BaseException as exc:
-                log.error("exception in the close() of a WSGI response", exc_info=exc)
+                log.error("exception in the close() of a WSGI response, serving %s",
+                          RequestLine(self.request), exc_info=exc)
         self._discard_spool()
 
     def _discard_spool(self) -> None:

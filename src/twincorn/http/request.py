@@ -20,6 +20,37 @@ _ABSOLUTE = re.compile(
 _AUTHORITY = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+):[0-9]+")
 
 
+# Anything but printable ASCII in request data is written as an escape, so
+# that a request cannot put control sequences into a terminal or a log file.
+_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]} | {ord("\\"): "\\\\"}
+
+
+def printable(data: bytes | str) -> str:
+    """Request data as it may be written to a log: printable ASCII, the rest escaped."""
+    text = data.decode("latin-1") if isinstance(data, bytes) else data
+    text = text.translate(_ESCAPES)
+    if not text.isascii():
+        text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text
+
+
+class RequestLine:
+    """`GET /path` of a request, for an error-log line: made into a string
+    (escaped, shortened) only if the line is written, so that passing one to
+    `log.error("... %s", RequestLine(request))` costs nothing otherwise."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+    def __str__(self) -> str:
+        target = printable(self.request.target)
+        if len(target) > 200:
+            target = target[:200] + "..."
+        return f"{self.request.method} {target}"
+
+
 class Request:
     """One request's head, as the parser validated it.
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from twincorn.extras import install_hint
 
 DESCRIPTION = """\
 Run the classic experiment: a WSGI app that blocks for a second per request
@@ -28,23 +31,56 @@ def add_parser(commands: Any) -> None:
                      help="a shorter run (under 2 minutes on 2 cores) that still shows the lesson")
     lab.add_argument("--peers", action="store_true",
                      help="also run gunicorn and uvicorn where installed (pip install "
-                          "twincorn[peers])")
+                          "'twincorn[peers]', or pip install -e '.[peers]' in a checkout)")
     lab.add_argument("--out", default="lab-report", metavar="DIR",
                      help="folder of the report [default: lab-report]")
     lab.add_argument("--only", action="append", metavar="KEY",
                      help="run only this configuration (twincorn-wsgi, twincorn-wsgi-threads, "
                           "twincorn-asgi, gunicorn-wsgi, gunicorn-uvicorn-asgi, uvicorn-asgi); "
                           "repeat for more")
-    lab.add_argument("--max-users", type=int, metavar="N",
+    lab.add_argument("--max-users", type=_positive(int), metavar="N",
                      help="the ramp's last step [default: 64 quick, 256 full]")
-    lab.add_argument("--step-seconds", type=float, metavar="S",
+    lab.add_argument("--step-seconds", type=_positive(float), metavar="S",
                      help="measured seconds per step, after its warm-up [default: 2 quick, 5 full]")
-    lab.add_argument("--service-time", type=float, metavar="S",
+    lab.add_argument("--service-time", type=_positive(float), metavar="S",
                      help="how long the slow apps wait per request [default: 1]")
     lab.add_argument("--no-hello", action="store_true", help="skip the hello apps")
-    lab.add_argument("--no-open", action="store_true", help="skip the fixed-rate runs")
+    lab.add_argument("--no-fixed-rate", action="store_true",
+                     help="skip the fixed-rate runs (the open model); only the ramps of users")
+    # The old name, which read as "do not open a browser": kept, hidden, with a warning.
+    lab.add_argument("--no-open", action=_Renamed, dest="no_fixed_rate", nargs=0,
+                     help=argparse.SUPPRESS)
     lab.add_argument("--analyse", metavar="RESULTS_JSON",
                      help="write the report again from a saved results.json, running nothing")
+
+
+class _Renamed(argparse.Action):
+    """A flag's old name: does what the new one does, and says so."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print("twincorn lab: --no-open is now --no-fixed-rate (it skips the fixed-rate runs)",
+              file=sys.stderr)
+        setattr(namespace, self.dest, True)
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
+    def read(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a {'whole ' if kind is int else ''}number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+        return value
+
+    return read
+
+
+def _error(message: str) -> int:
+    print(f"twincorn lab: error: {message}\n(see twincorn lab --help)", file=sys.stderr)
+    return 2
 
 
 def main(args: dict[str, Any]) -> int:
@@ -54,27 +90,25 @@ def main(args: dict[str, Any]) -> int:
 
     out = Path(args["out"])
     if args.get("analyse"):
-        results = json.loads(Path(args["analyse"]).read_text())
+        try:
+            results = json.loads(Path(args["analyse"]).read_text())
+        except (OSError, ValueError) as exc:
+            return _error(f"--analyse {args['analyse']}: cannot read it ({exc})")
         return _finish(results, out, write_report)
     plan = LabPlan.quick_plan(args["peers"]) if args["quick"] else LabPlan.full_plan(args["peers"])
     if args.get("only"):
         known = {s.key for s in plan.setups}
         unknown = set(args["only"]) - known
         if unknown:
-            print(f"twincorn lab: unknown configuration {sorted(unknown)}; known: "
-                  f"{', '.join(sorted(known))}", file=sys.stderr)
-            return 2
+            return _error(f"--only: unknown configuration {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(known))}")
         plan.setups = [s for s in plan.setups if s.key in args["only"]]
     for name in ("max_users", "step_seconds", "service_time"):
         if args.get(name) is not None:
-            if args[name] <= 0:
-                print(f"twincorn lab: --{name.replace('_', '-')} must be positive",
-                      file=sys.stderr)
-                return 2
             setattr(plan, name, args[name])
     if args["no_hello"]:
         plan.hello_users = ()
-    if args["no_open"]:
+    if args["no_fixed_rate"]:
         plan.rate_factors, plan.async_rates = (), ()
     try:
         results = run_plan(plan)
@@ -94,5 +128,5 @@ def _finish(results: dict[str, Any], out: Path, write_report: Any) -> int:
     print(summary_markdown(results))
     print("report: " + ", ".join(str(p) for p in written))
     if not any(p.suffix == ".png" for p in written):
-        print("(no PNG charts: pip install twincorn[lab] for matplotlib)")
+        print("(no PNG charts: matplotlib is missing; " + install_hint("lab") + ")")
     return 0

@@ -151,7 +151,8 @@ def run_plan(plan: LabPlan) -> dict[str, Any]:
     """Run every part of the plan; the results (as results.json holds them)."""
     started = time.monotonic()
     progress = Progress(plan)
-    plan.say(f"twincorn lab: {len(plan.setups)} configurations, about "
+    count = len(plan.setups)
+    plan.say(f"twincorn lab: {count} configuration{'' if count == 1 else 's'}, about "
              f"{progress.estimate:.0f} s; Ctrl-C stops it (servers included)")
     configurations = []
     for setup in plan.setups:

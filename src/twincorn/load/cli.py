@@ -22,8 +22,8 @@ examples:
       --fail-on 'p99>500ms' --fail-on 'error_rate>1%'
   twincorn load --web                                     the web UI on :8089
 
-exit status: 0; 1 if a request failed (or, with --fail-on, if a threshold
-holds); 2 for bad flags or a scenario that cannot be loaded.
+exit status: 0; 1 if a request failed or none was sent (or, with --fail-on,
+if a threshold holds); 2 for bad flags or a scenario that cannot be loaded.
 """
 
 
@@ -32,9 +32,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(
         "load",
         help="load-test an HTTP server (Locust's users, wrk2's constant rate)",
-        description="Load-test an HTTP server: a URL, or a scenario file of async "
-        "User classes (a locustfile). Closed model with -u/-r (Locust's), open "
-        "model with --rate (wrk2's, k6's; latency corrected for coordinated omission).",
+        description="Load-test an HTTP server: a URL, or a scenario file of async User\n"
+        "classes (a locustfile). Closed model with -u/-r (Locust's), open model with\n"
+        "--rate (wrk2's, k6's; latency corrected for coordinated omission). Coming\n"
+        "from Locust: docs/load.md#from-locust.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -42,8 +43,11 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _error(message: str) -> int:
-    print(f"twincorn load: error: {message}", file=sys.stderr)
+def _error(message: str, hint: bool = True) -> int:
+    """Exit status 2 and the message; a flag's error points at --help, a
+    scenario file's does not (the fix is in the file, not the flags)."""
+    tail = "\n(see twincorn load --help)" if hint else ""
+    print(f"twincorn load: error: {message}{tail}", file=sys.stderr)
     return 2
 
 
@@ -57,8 +61,10 @@ def main(args: dict[str, Any]) -> int:
         plan, reports = from_arguments(args)
         thresholds = [Threshold.parse(text) for text in reports.fail_on]
         scenario = resolve_scenario(plan, reports)
-    except (PlanError, ThresholdError, ScenarioError) as exc:
+    except (PlanError, ThresholdError) as exc:
         return _error(str(exc))
+    except ScenarioError as exc:
+        return _error(str(exc), hint=False)
     if reports.web:
         return _web(plan, scenario, reports)
     if scenario is None:
@@ -67,8 +73,10 @@ def main(args: dict[str, Any]) -> int:
 
     try:
         results = run_in_terminal(plan, scenario, reports)
-    except (PlanError, ScenarioError) as exc:
+    except PlanError as exc:
         return _error(str(exc))
+    except ScenarioError as exc:
+        return _error(str(exc), hint=False)
     for path in write_outputs(results, reports):
         print(f"wrote {path}", file=sys.stderr)
     code, reasons = exit_status(results, thresholds)

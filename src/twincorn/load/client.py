@@ -39,7 +39,7 @@ from twincorn.load.connection import (
     connect_error,
     status_message,
 )
-from twincorn.load.context import ResponseError, RunContext
+from twincorn.load.context import NotAwaited, ResponseError, RunContext
 from twincorn.load.response import Response
 
 USER_AGENT = "twincorn-load/0.1"
@@ -109,17 +109,27 @@ class ClientConnection(Connection):
 
 
 class RequestContext:
-    """What `client.get(...)` returns: await it, or use it with `async with`."""
+    """What `client.get(...)` returns: await it, or use it with `async with`.
 
-    __slots__ = ("_check", "_client", "_request", "_response")
+    Nothing is sent until then. One that is dropped unused (a task that
+    wrote `self.client.get("/")` without await) tells its client so, which
+    the driver reports as the task's NotAwaited."""
+
+    __slots__ = ("_check", "_client", "_request", "_response", "_used")
 
     def __init__(self, client: HttpClient, request: _Request, check: bool) -> None:
         self._client = client
         self._request = request
         self._check = check
         self._response: Response | None = None
+        self._used = False
+
+    def __del__(self) -> None:
+        if not self._used:
+            self._client.not_awaited(self._request)
 
     def __await__(self) -> Generator[Any, None, Response]:
+        self._used = True
         return self._send_and_record().__await__()
 
     async def _send_and_record(self) -> Response:
@@ -128,6 +138,7 @@ class RequestContext:
         return response
 
     async def __aenter__(self) -> Response:
+        self._used = True
         response = self._response = await self._client._send(self._request)
         if not self._check:
             self._client._record(response)
@@ -188,6 +199,10 @@ class HttpClient:
         self._heads: dict[tuple[Any, ...], bytes] = {}
         self._targets: dict[str, tuple[str, str, tuple[str, str, int], str]] = {}
         self._ssl: ssl.SSLContext | None = None
+        # Requests made and dropped without being awaited, since the driver
+        # last looked (take_not_awaited), and the last of them.
+        self.dropped_requests = 0
+        self.last_dropped = ""
 
     # -- the public methods ------------------------------------------------------
 
@@ -240,6 +255,26 @@ class HttpClient:
 
     def options(self, url: str, **kwargs: Any) -> RequestContext:
         return self.request("OPTIONS", url, **kwargs)
+
+    def not_awaited(self, request: _Request) -> None:
+        """A request of this client was dropped unsent (RequestContext.__del__)."""
+        self.dropped_requests += 1
+        parts = urlsplit(request.url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.last_dropped = f"self.client.{request.method.lower()}({target!r})"
+
+    def take_not_awaited(self) -> NotAwaited | None:
+        """What was dropped unsent since the last call, as a NotAwaited (or None)."""
+        if not self.dropped_requests:
+            return None
+        count, self.dropped_requests = self.dropped_requests, 0
+        call = self.last_dropped
+        method = call[len("self.client."):call.index("(")]
+        times = "" if count == 1 else f" (and {count - 1:,} more)"
+        return NotAwaited(
+            f"{call} was not awaited{times}, so it was never sent: "
+            f"write `await self.client.{method}(...)`"
+        )
 
     def in_flight_since(self) -> list[float]:
         """When (perf_counter) each request now in flight was sent."""

@@ -19,6 +19,12 @@ class StopUser(Exception):  # Locust's name
     """Raise in a task to stop this user (it does not come back)."""
 
 
+class NotAwaited(Exception):
+    """Not raised: what the driver records, as a task's exception, when the
+    task made a request and dropped it unsent (`self.client.get("/")`
+    without await)."""
+
+
 class ResponseError(Exception):
     """Raise inside `async with client.get(..., check=True) as r:` to mark
     the request failed with this message (the exception goes no further)."""

@@ -78,23 +78,38 @@ class UserDriver:
         """Run one task; False if the user stops (StopUser)."""
         func = user.pick_task()
         user.task_started = time.monotonic()
+        collector = self.context.collector
+        collector.tasks += 1
         try:
             await func(user)
         except StopUser:
             return False
         except Exception as exc:
-            self.context.collector.exception(task_name(type(user), func), exc)
+            collector.exception(task_name(type(user), func), exc)
+        finally:
+            if user.client.dropped_requests:
+                self.not_awaited(user, task_name(type(user), func))
         return True
 
     async def start_user(self, user: User) -> bool:
         """on_start; False if the user stops (StopUser)."""
+        where = f"{type(user).__name__}.on_start"
         try:
             await user.on_start()
         except StopUser:
             return False
         except Exception as exc:
-            self.context.collector.exception(f"{type(user).__name__}.on_start", exc)
+            self.context.collector.exception(where, exc)
+        finally:
+            if user.client.dropped_requests:
+                self.not_awaited(user, where)
         return True
+
+    def not_awaited(self, user: User, where: str) -> None:
+        """Requests `where` made and dropped unsent: counted as its exception."""
+        dropped = user.client.take_not_awaited()
+        if dropped is not None:
+            self.context.collector.exception(where, dropped)
 
     def in_flight(self) -> int:
         return self.context.in_flight
@@ -133,6 +148,8 @@ class UserDriver:
                             self.context.collector.exception("on_stop", outcome)
             except TimeoutError:
                 pass
+            for user in handlers:
+                self.not_awaited(user, f"{type(user).__name__}.on_stop")
         self.context.stopping = True
         for user in self.all_users:
             user.client.close()

@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import re
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from twincorn import units
 
 
 class PlanError(ValueError, argparse.ArgumentTypeError):
@@ -32,8 +33,12 @@ def option(
     section: str = "load",
     metavar: str | None = None,
     positional: bool = False,
+    shown: str = "",
 ) -> Any:
-    """Declare one option (used as the default of a dataclass field)."""
+    """Declare one option (used as the default of a dataclass field).
+
+    `shown` says what an empty default (None) stands for in --help; the help
+    text itself names no default, the declaration is its one source."""
     meta = {
         "help": help,
         "flags": flags,
@@ -41,33 +46,19 @@ def option(
         "section": section,
         "metavar": metavar,
         "positional": positional,
+        "shown": shown,
     }
     if isinstance(default, list):
         return field(default=tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|h|m|s)")
-
-
 def parse_duration(text: str) -> float:
     """Seconds from "30s", "2m", "1h10m", "1.5s", "250ms" or a plain number."""
-    text = text.strip().lower()
     try:
-        return float(text)
-    except ValueError:
-        pass
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 0.000001}
-    pos = 0
-    total = 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * scale[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise PlanError(f"not a duration: {text!r} (try 30s, 2m, 1h10m or 250ms)")
-    return total
+        return units.parse_duration(text)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def usable_cpus() -> int:
@@ -160,11 +151,12 @@ class LoadPlan:
     # -- when to stop
     run_time: float | None = option(
         None,
-        "Stop after this long (30s, 2m, 1h10m). Default: run until Ctrl-C or --stop-after.",
+        "Stop after this long (30s, 2m, 1h10m).",
         "-t",
         parse=parse_duration,
         section="how long",
         metavar="TIME",
+        shown="until Ctrl-C or --stop-after",
     )
     warmup: float = option(
         0.0,
@@ -186,7 +178,7 @@ class LoadPlan:
     stop_timeout: float = option(
         0.0,
         "On stopping (time up, Ctrl-C), give requests in flight this long to "
-        "finish (default 0: they are abandoned and not counted, as wrk and Locust do).",
+        "finish (0: they are abandoned and not counted, as wrk and Locust do).",
         parse=parse_duration,
         section="how long",
         metavar="TIME",
@@ -194,14 +186,14 @@ class LoadPlan:
     # -- the requests
     connect_timeout: float = option(
         5.0,
-        "Seconds a connection may take to open (a timeout failure).",
+        "How long a connection may take to open (a timeout failure).",
         parse=parse_duration,
         section="requests",
         metavar="TIME",
     )
     timeout: float = option(
         60.0,
-        "Seconds a response may take, from sending the request (a timeout failure).",
+        "How long a response may take, from sending the request (a timeout failure).",
         parse=parse_duration,
         section="requests",
         metavar="TIME",
@@ -362,12 +354,21 @@ def fields_of(*classes: type) -> Iterable[dataclasses.Field[Any]]:
         yield from dataclasses.fields(cls)
 
 
-def _shown_default(default: Any) -> str:
-    """" [default: 10]" in the help; nothing for the empty and zero ones,
-    whose help says what they mean."""
-    if not default:
-        return ""
-    return f" [default: {default:g}]" if isinstance(default, float) else f" [default: {default}]"
+def _shown_default(f: dataclasses.Field[Any]) -> str:
+    """" [default: 10]" in the help, from the declaration: durations as 30s,
+    an empty default as what it stands for (or nothing)."""
+    default: Any = f.default
+    if default is None or default == ():
+        shown = f.metadata["shown"]
+    elif isinstance(default, bool):
+        shown = ""  # a switch: off unless given
+    elif f.metadata["parse"] is parse_duration:
+        shown = units.format_duration(default)
+    elif isinstance(default, float):
+        shown = f"{default:g}"
+    else:
+        shown = str(default)
+    return f" [default: {shown}]" if shown else ""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -382,7 +383,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             group = groups[section]
             hint = _HINTS[cls][f.name]
             kwargs: dict[str, Any] = {
-                "help": meta["help"] + _shown_default(f.default),
+                "help": meta["help"] + _shown_default(f),
                 "default": argparse.SUPPRESS,
             }
             if meta["positional"]:

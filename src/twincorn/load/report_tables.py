@@ -237,13 +237,16 @@ COORDINATED_OMISSION = (
 
 
 def figures(results: ResultsData) -> list[Figure]:
-    """The headline numbers: requests, failures, requests/s, p50, p99."""
+    """The headline numbers: requests, failures, requests/s, p50, p99 (and,
+    for a run that ended without sending any request, why it failed)."""
     requests = number(results.get("requests")) or 0.0
     failures = number(results.get("failures")) or 0.0
     latency = latency_of(results)
     percent = 100.0 * failures / requests if requests else 0.0
+    no_request = results.get("no_request")  # why a run that sent nothing failed
+    shown = format_value("count", requests) + (f": {no_request}" if no_request else "")
     return [
-        {"label": "Requests", "value": format_value("count", requests), "bad": False},
+        {"label": "Requests", "value": shown, "bad": bool(no_request)},
         {"label": "Failures", "value": f"{format_value('count', failures)} "
          f"({format_value('percent', percent)})", "bad": failures > 0},
         {"label": "Requests/s", "value": format_value("rate", results.get("rps")), "bad": False},

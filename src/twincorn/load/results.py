@@ -12,6 +12,8 @@ the web UI read, and `twincorn.load.run()` returns behind the object:
                             p99_ms, users, in_flight (and more, see stats.py)
     errors                  [{name, method, message, kind, count, first_seen, last_seen}]
     exceptions              [{where, message, count, traceback}]
+    tasks, no_request       task runs begun; why a run that sent no request
+                            failed ("" when it sent some)
     histogram               the aggregated histogram, sparse (see histogram.py):
                             results of several machines merge exactly from it
 
@@ -49,6 +51,7 @@ class Results:
     errors: list[ErrorCount] = field(default_factory=list)
     exceptions: list[ExceptionCount] = field(default_factory=list)
     dropped: int = 0
+    tasks: int = 0  # task runs begun (a scenario's users; 0 for a bare URL)
     unfinished: int = 0  # requests in flight when the run stopped (not counted)
     unfinished_oldest: float = 0.0  # seconds the oldest of them had waited
     started_at: float = 0.0  # unix time
@@ -74,6 +77,20 @@ class Results:
         """Failed requests as a fraction of all requests (0 to 1)."""
         return self.failures / self.requests if self.requests else 0.0
 
+    @property
+    def no_request(self) -> str:
+        """Why a run that ended sent no request at all fails ("" if it sent
+        some, failed ones included, or is still going)."""
+        if self.requests or self.state != "stopped":
+            return ""
+        if self.tasks:
+            return (
+                f"the tasks ran {self.tasks:,} times but sent no request: a task sends "
+                "one with `await self.client.get(...)`"
+            )
+        return "no request was sent" + (f" (stopped by {self.stopped_by})"
+                                        if self.stopped_by else "")
+
     def by_name(self) -> dict[str, Tally]:
         """The tallies by their JSON key: the name, or "METHOD name" when
         one name was used with several methods."""
@@ -95,6 +112,8 @@ class Results:
             started_at=_iso(self.started_at) if self.started_at else None,
             stopped_by=self.stopped_by,
             dropped=self.dropped,
+            tasks=self.tasks,
+            no_request=self.no_request,
             unfinished={"requests": self.unfinished,
                         "oldest_s": round(self.unfinished_oldest, 3)},
             by_name={key: self._tally_dict(t) for key, t in self.by_name().items()},
@@ -183,6 +202,7 @@ class Results:
             timeline=list(data.get("timeline", [])),
             errors=errors,
             dropped=int(data.get("dropped", 0)),
+            tasks=int(data.get("tasks", 0)),
             started_at=_unix(data.get("started_at")),
             stopped_by=data.get("stopped_by", ""),
             plan=dict(data.get("plan", {})),
@@ -225,6 +245,7 @@ def merge_results(runs: list[dict[str, Any]]) -> Results:
     for part in parts:
         merged.total.merge(part.total)
         merged.dropped += part.dropped
+        merged.tasks += part.tasks
         merged.processes.extend(part.processes)
         for t in part.tallies:
             key = (t.method, t.name)

@@ -132,6 +132,7 @@ class LoadRun:
             errors=list(stats.errors.values()),
             exceptions=list(stats.exceptions.values()),
             dropped=stats.dropped,
+            tasks=stats.tasks,
             unfinished=stats.unfinished,
             unfinished_oldest=stats.unfinished_oldest,
             started_at=self.started_at,

@@ -5,7 +5,7 @@ default) to URL, with no think time, like wrk. That scenario is `builtin`,
 and the runner drives it with the lean loop of fastpath.py (no task, no
 coroutine per request). `twincorn load -f scenario.py` imports the file and
 runs its User classes (those defined in it, or imported into it, that are
-not abstract).
+not abstract), once scenario_checks.py has found nothing wrong with it.
 
 A scenario is described by a `spec` (a small picklable tuple) so that load
 processes started with `--processes` can rebuild it by themselves.
@@ -13,6 +13,7 @@ processes started with `--processes` can rebuild it by themselves.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import inspect
@@ -22,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from twincorn.load import scenario_checks as checks
 from twincorn.load.users import User, task
 
 Spec = tuple[str, tuple[str, ...]]
@@ -51,10 +53,38 @@ class Scenario:
 
 
 def from_file(path: str) -> Scenario:
-    """The User classes of a scenario file."""
+    """The User classes of a scenario file, checked (scenario_checks.py)
+    before any of them runs."""
     file = Path(path)
     if not file.is_file():
         raise ScenarioError(f"scenario file not found: {path}")
+    try:
+        source = importlib.util.decode_source(file.read_bytes())
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        raise ScenarioError(checks.syntax_error(path, exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read {path}: {exc}") from None
+    problem = checks.locust_import(path, tree) or checks.unawaited_calls(path, tree)
+    if problem:
+        raise ScenarioError(problem)
+    module = _import(path, file)
+    classes = [
+        value
+        for value in vars(module).values()
+        if inspect.isclass(value) and issubclass(value, User) and not value.abstract
+    ]
+    if not classes:
+        raise ScenarioError(f"no User class in {path} (subclass twincorn.load.User)")
+    problem = checks.coroutine_problems(classes, path, file)
+    if problem:
+        raise ScenarioError(problem)
+    return Scenario(
+        classes, ("file", (str(file.resolve()),)), description=path, module=module
+    )
+
+
+def _import(path: str, file: Path) -> ModuleType:
     module_name = f"twincorn_scenario_{file.stem}"
     spec = importlib.util.spec_from_file_location(module_name, file)
     if spec is None or spec.loader is None:
@@ -68,17 +98,8 @@ def from_file(path: str) -> Scenario:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[module_name]
-        raise ScenarioError(f"error while importing {path}: {type(exc).__name__}: {exc}") from exc
-    classes = [
-        value
-        for value in vars(module).values()
-        if inspect.isclass(value) and issubclass(value, User) and not value.abstract
-    ]
-    if not classes:
-        raise ScenarioError(f"no User class in {path} (subclass twincorn.load.User)")
-    return Scenario(
-        classes, ("file", (str(file.resolve()),)), description=path, module=module
-    )
+        raise ScenarioError(checks.import_error(path, file, exc)) from None
+    return module
 
 
 def from_classes(classes: list[type[User]]) -> Scenario:
@@ -88,6 +109,9 @@ def from_classes(classes: list[type[User]]) -> Scenario:
     for cls in classes:
         if not (inspect.isclass(cls) and issubclass(cls, User)) or cls.abstract:
             raise ScenarioError(f"{cls!r} is not a (non-abstract) User class")
+    problem = checks.coroutine_problems(classes)
+    if problem:
+        raise ScenarioError(problem)
     names = tuple(f"{c.__module__}:{c.__qualname__}" for c in classes)
     return Scenario(list(classes), ("classes", names), description=", ".join(names))
 

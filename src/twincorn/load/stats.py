@@ -110,6 +110,7 @@ class Window:
     errors: dict[tuple[str, str, str], ErrorCount]
     exceptions: dict[tuple[str, str], ExceptionCount]
     dropped: int = 0
+    tasks: int = 0  # task runs begun (the scenario's users; none for a bare URL)
     processes: int = 1
     # The last window only: requests still in flight when the run stopped
     # (abandoned, not counted), and how long the oldest had waited.
@@ -123,6 +124,7 @@ class Window:
         self.users += other.users
         self.in_flight += other.in_flight
         self.dropped += other.dropped
+        self.tasks += other.tasks
         self.processes += other.processes
         self.unfinished += other.unfinished
         self.unfinished_oldest = max(self.unfinished_oldest, other.unfinished_oldest)
@@ -153,6 +155,7 @@ class Collector:
         self.errors: dict[tuple[str, str, str], ErrorCount] = {}
         self.exceptions: dict[tuple[str, str], ExceptionCount] = {}
         self.dropped = 0
+        self.tasks = 0  # task runs begun this second
         self.requests = 0  # in all, since the start (for --stop-after and the display)
 
     def tally(self, method: str, name: str) -> Tally:
@@ -217,11 +220,12 @@ class Collector:
                 tallies[key] = snapshot
         window = Window(
             index, end, duration, users, in_flight, tallies, self.errors, self.exceptions,
-            dropped=self.dropped,
+            dropped=self.dropped, tasks=self.tasks,
         )
         self.errors = {}
         self.exceptions = {}
         self.dropped = 0
+        self.tasks = 0
         return window
 
 
@@ -240,6 +244,7 @@ class Stats:
         self.exceptions: dict[tuple[str, str], ExceptionCount] = {}
         self.timeline: list[dict[str, float | int]] = []
         self.dropped = 0
+        self.tasks = 0  # task runs begun, in all
         self.unfinished = 0
         self.unfinished_oldest = 0.0
         self.elapsed = 0.0  # end of the last window absorbed, seconds since the start
@@ -270,6 +275,7 @@ class Stats:
         _merge_into(self.errors, window.errors)
         _merge_into(self.exceptions, window.exceptions)
         self.dropped += window.dropped
+        self.tasks += window.tasks
         self.unfinished += window.unfinished
         self.unfinished_oldest = max(self.unfinished_oldest, window.unfinished_oldest)
         self.elapsed = max(self.elapsed, window.end)

@@ -19,6 +19,14 @@ from twincorn.load.stats import PERCENTILES, Tally
 _PLAIN_EVERY = 5.0  # seconds between status lines when stderr is not a terminal
 NAME_WIDTH = 50
 
+#: How the last line says why the run stopped (Results.stopped_by).
+_STOPPED = {
+    "run-time": "stopped at --run-time",
+    "stop-after": "stopped at --stop-after",
+    "interrupted": "interrupted (Ctrl-C)",
+    "stop()": "stopped by stop()",
+}
+
 
 def fmt_ms(value: float) -> str:
     """Milliseconds to at least three significant digits: 0.312, 3.21, 32.1, 321."""
@@ -142,11 +150,13 @@ def final_report(results: Results) -> str:
             out.append(f"{x.count:>13}  {x.where}: {x.message}")
     out += [
         "",
-        f"{results.requests:,} requests in {results.duration_s:.2f} s: "
+        f"{results.requests:,} request{'' if results.requests == 1 else 's'} in "
+        f"{results.duration_s:.2f} s: "
         f"{results.rps:,.1f} req/s, {results.failures:,} failed "
         f"({100 * results.error_rate:.2f}%)"
         + (f", {results.dropped:,} arrivals dropped" if results.dropped else "")
-        + (f"; stopped by {results.stopped_by}" if results.stopped_by else ""),
+        + (f"; {_STOPPED.get(results.stopped_by, 'stopped by ' + results.stopped_by)}"
+           if results.stopped_by else ""),
     ]
     if results.unfinished and results.unfinished_oldest >= 1.0:
         # Worth a line when some had waited long: requests a server left

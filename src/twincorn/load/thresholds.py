@@ -2,8 +2,10 @@
 
 Each expression says when the run fails: `p99>500ms` fails it if the 99th
 percentile is above 500 ms; `rps<1000` if fewer than 1000 requests per
-second were made. Given one or more, they alone decide the exit status
-(1 if any holds, each named on stderr); otherwise any failed request does.
+second were made. Given one or more, they decide the exit status (1 if
+any holds, each named on stderr); otherwise any failed request, or
+exception of a task, does. Either way a run that sent no request at all
+fails.
 
     METRIC OP VALUE[UNIT]     OP: < <= > >= == !=
 
@@ -22,6 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from twincorn.load.context import NotAwaited
 from twincorn.load.histogram import Histogram
 from twincorn.load.results import Results
 
@@ -38,6 +41,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 _TIME_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, None: 1.0}
 _COUNTS = ("rps", "requests", "failures", "dropped")
+_NOT_AWAITED = f"{NotAwaited.__name__}: "  # how the collector words its message
 
 
 class ThresholdError(ValueError):
@@ -135,14 +139,24 @@ def check(thresholds: list[Threshold], results: Results) -> list[str]:
 
 
 def exit_status(results: Results, thresholds: list[Threshold]) -> tuple[int, list[str]]:
-    """0 or 1, and why: thresholds if given, else 'any request failed'."""
+    """0 or 1, and why: a run that sent no request fails; then the
+    thresholds if given, else 'any request failed or a task raised'."""
+    reasons = [results.no_request] if results.no_request else []
     if thresholds:
-        violations = check(thresholds, results)
-        return (1 if violations else 0), violations
-    reasons = []
+        reasons += check(thresholds, results)
+        return (1 if reasons else 0), reasons
     if results.failures:
-        reasons.append(f"{results.failures:,} of {results.requests:,} requests failed")
-    if results.exceptions:
-        count = sum(x.count for x in results.exceptions)
-        reasons.append(f"tasks raised {count:,} exceptions")
+        noun = "request" if results.requests == 1 else "requests"
+        reasons.append(f"{results.failures:,} of {results.requests:,} {noun} failed")
+    raised = 0
+    for x in results.exceptions:
+        if x.message.startswith(_NOT_AWAITED):
+            # Said in full: the message names the request and the fix.
+            reasons.append(f"{x.where}: {x.message.removeprefix(_NOT_AWAITED)}"
+                           + (f" ({x.count:,} times)" if x.count > 1 else ""))
+        else:
+            raised += x.count
+    if raised:
+        noun = "exception" if raised == 1 else "exceptions"
+        reasons.append(f"tasks raised {raised:,} {noun}")
     return (1 if reasons else 0), reasons

@@ -14,7 +14,9 @@ Signal handlers only append to a queue (the wake-up pipe makes the sleep end
 at once); all the work happens in the loop, where no other code is
 interrupted halfway. The master never imports the application (unless
 --preload) and never runs an event loop, so nothing an application does can
-take it down.
+take it down. Before it binds, it looks at the application's source without
+running it (importer.check): a missing module, a SyntaxError or a missing
+attribute ends the command there, before any socket or worker exists.
 
 Supervision rests on the heartbeat (heartbeat.py): a worker that has never
 beaten is booting; one whose last beat is older than --timeout is stuck. It
@@ -47,10 +49,10 @@ from typing import Any
 
 from twincorn import __version__, logs
 from twincorn.config import UPGRADE_ENV, Config, ConfigError
-from twincorn.importer import AppLoadError, app_label, load
+from twincorn.importer import AppLoadError, app_label, prepare
 from twincorn.master.child import MASTER_SIGNALS, worker_main
 from twincorn.master.heartbeat import Heartbeat
-from twincorn.master.reloader import Reloader, ReloadUnavailable
+from twincorn.master.reloader import Reloader, ReloadUnavailable, require_watchfiles
 from twincorn.master.title import set_title
 from twincorn.server.listener import (
     BindError,
@@ -128,19 +130,22 @@ class Arbiter:
 
     def run(self) -> int:
         config = self.config
+        try:
+            if config.reload:
+                require_watchfiles()
+            self.app = prepare(config, self.app)
+        except AppLoadError as exc:
+            exc.report()
+            return exc.status
+        except ReloadUnavailable as exc:
+            log.error("%s", exc)
+            return 1
         self.hook("on_starting", self)
         try:
             self.sockets = open_sockets(config.binds, config.backlog,
                                         reuse_port=config.reuse_port, unix_mode=config.unix_mode)
         except BindError as exc:
             log.error("%s", exc)
-            return 1
-        try:
-            if self.config.preload or self.app is not None:
-                self.app, _ = load(self.config, self.app)
-        except AppLoadError as exc:
-            exc.report()
-            self._close_sockets()
             return 1
         self._install_signals()
         try:
@@ -158,9 +163,9 @@ class Arbiter:
             return 1
         self._write_pid()
         set_title(f"master [{app_label(config, self.app)}]")
-        log.info("twincorn %s master, pid %d: %d worker%s on %s", __version__, self.pid,
-                 self.target, "" if self.target == 1 else "s",
-                 ", ".join(describe(s) for s in self.sockets))
+        log.info("twincorn %s master, pid %d, bound to %s: booting %d worker%s", __version__,
+                 self.pid, ", ".join(describe(s) for s in self.sockets), self.target,
+                 "" if self.target == 1 else "s")
         self.hook("when_ready", self)
         try:
             self._maintain()
@@ -289,16 +294,18 @@ class Arbiter:
             (r.pid for r in self.workers.values() if not r.retiring),
             key=lambda pid: self.workers[pid].age,
         )
-        log.info("%s: replacing %d workers one by one", why, len(self._to_replace))
+        count = len(self._to_replace)
+        log.info("%s: replacing %s", why,
+                 "the worker" if count == 1 else f"{count} workers one by one")
 
     def handle_ttin(self) -> None:
         self.target += 1
-        log.info("TTIN: %d workers", self.target)
+        log.info("TTIN: %d worker%s", self.target, "" if self.target == 1 else "s")
 
     def handle_ttou(self) -> None:
         if self.target > 1:
             self.target -= 1
-        log.info("TTOU: %d workers", self.target)
+        log.info("TTOU: %d worker%s", self.target, "" if self.target == 1 else "s")
 
     def handle_usr1(self) -> None:
         """Reopen the log files, here and in every worker."""

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any
 
+from twincorn.extras import install_hint
+
 #: Watched besides the --reload-include patterns.
 INCLUDE = ("*.py",)
 #: Never watched, besides the --reload-exclude patterns (uvicorn's defaults).
@@ -32,6 +34,16 @@ class ReloadUnavailable(RuntimeError):
     """--reload was asked for but watchfiles is not installed."""
 
 
+def require_watchfiles() -> None:
+    """ReloadUnavailable, saying how to install it, unless watchfiles imports."""
+    try:
+        import watchfiles  # noqa: F401
+    except ImportError:
+        raise ReloadUnavailable(
+            f"--reload needs the watchfiles package: {install_hint('reload')}"
+        ) from None
+
+
 class Reloader:
     def __init__(
         self,
@@ -40,12 +52,7 @@ class Reloader:
         exclude: Sequence[str] = (),
         wakeup_fd: int | None = None,
     ) -> None:
-        try:
-            import watchfiles  # noqa: F401
-        except ImportError:
-            raise ReloadUnavailable(
-                "--reload needs the watchfiles package: pip install 'twincorn[reload]'"
-            ) from None
+        require_watchfiles()
         self.folders = [os.path.abspath(f) for f in folders]
         self.include = (*INCLUDE, *include)
         self.exclude = (*EXCLUDE, *exclude)

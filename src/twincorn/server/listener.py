@@ -17,6 +17,8 @@ import socket
 import stat
 from collections.abc import Callable
 
+from twincorn.address import AddressError
+from twincorn.address import parse_address as parse_address_text
 from twincorn.config import UPGRADE_ENV
 
 log = logging.getLogger("twincorn.error")
@@ -52,23 +54,11 @@ class BindError(Exception):
 
 
 def parse_address(text: str) -> tuple[socket.AddressFamily, object]:
-    """"HOST:PORT", "[IPV6]:PORT", "unix:PATH" or "fd://N" as (family, address)."""
-    if text.startswith("unix:"):
-        return socket.AF_UNIX, text[5:]
-    if text.startswith("fd://"):
-        if not text[5:].isdigit():
-            raise BindError(f"cannot listen on {text!r}: fd:// takes a file descriptor number")
-        return socket.AF_UNSPEC, int(text[5:])
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise BindError(
-            f"cannot listen on {text!r}: expected HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N"
-        )
-    if host.startswith("[") and host.endswith("]"):
-        return socket.AF_INET6, (host[1:-1], int(port))
-    if ":" in host:
-        raise BindError(f"cannot listen on {text!r}: write an IPv6 address as [{host}]:{port}")
-    return socket.AF_INET, (host or "0.0.0.0", int(port))
+    """One --bind address as (family, address): address.py reads it."""
+    try:
+        return parse_address_text(text)
+    except AddressError as exc:
+        raise BindError(f"cannot listen on {exc}") from None
 
 
 def bind(
@@ -174,11 +164,13 @@ def open_sockets(
     systemd's if it passed some, else one per bind."""
     handed = upgrade_sockets()
     if handed:
-        log.info("upgrade: %d sockets inherited from the old master", len(handed))
+        log.info("upgrade: %d socket%s inherited from the old master", len(handed),
+                 "" if len(handed) == 1 else "s")
         return handed
     activated = systemd_sockets()
     if activated:
-        log.info("socket activation: %d sockets from systemd (--bind ignored)", len(activated))
+        log.info("socket activation: %d socket%s from systemd (--bind ignored)", len(activated),
+                 "" if len(activated) == 1 else "s")
         return activated
     opened: list[socket.socket] = []
     try:

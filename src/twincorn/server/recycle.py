@@ -51,7 +51,7 @@ class Recycler:
     def reason(self, served: int, age: float) -> str | None:
         """Why the worker should retire now, or None."""
         if self.max_requests and served >= self.max_requests:
-            return f"served {served} requests (--max-requests)"
+            return f"served {served} request{'' if served == 1 else 's'} (--max-requests)"
         if self.max_lifetime and age >= self.max_lifetime:
             return f"has run {age:.0f} s (--max-worker-lifetime)"
         if self.max_memory:

@@ -214,7 +214,9 @@ class Worker:
         while state.connections and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
         if state.connections:
-            log.warning("graceful timeout: closing %d connections", len(state.connections))
+            count = len(state.connections)
+            log.warning("graceful timeout: closing %d connection%s", count,
+                        "" if count == 1 else "s")
         for conn in list(state.connections):
             conn.abort()
         # Applications still running (their clients are gone now) are

@@ -22,14 +22,7 @@ import pytest
 from load_web_fakes import FakeRun, ResettableRun
 from load_web_support import ConsoleWatch, RunningUI, chromium, distinct_colours
 from twincorn.load.plan import LoadPlan
-from twincorn.load.web import parse_form
-from twincorn.load.web_control import (
-    Broadcast,
-    FormError,
-    apply_form,
-    form_values,
-    format_duration,
-)
+from twincorn.load.web_control import TRANSITIONS, Broadcast, Phase, RunControl
 from twincorn.server.embedded import EmbeddedServer
 
 PLAN = LoadPlan(url="http://127.0.0.1:9/", users=4, spawn_rate=100.0)
@@ -73,62 +66,110 @@ def aggregated_requests(view: dict[str, Any]) -> int:
     return int(total[2]["text"])
 
 
-# -- the start form, without a server ------------------------------------------
-
-
-def test_form_values_show_the_plan() -> None:
-    values = form_values(PLAN.replace(run_time=4200.0))
-    assert values["model"] == "closed"
-    assert values["users"] == 4
-    assert values["host"] == "http://127.0.0.1:9/"
-    assert form_values(PLAN.replace(host="http://h:1"), url_only=False)["host"] == "http://h:1"
-    assert values["run_time"] == "1h10m"
-    assert form_values(PLAN.replace(rate=50.0))["model"] == "open"
-    assert format_duration(None) == "" and format_duration(1.5) == "1.5s"
-
-
-def test_apply_form_closed_and_open_models() -> None:
-    plan = apply_form(PLAN, {"model": "closed", "users": "7", "spawn_rate": "2",
-                             "host": "http://127.0.0.1:8000", "run_time": "2m"})
-    assert (plan.users, plan.spawn_rate, plan.rate, plan.run_time) == (7, 2.0, 0.0, 120.0)
-    assert plan.url == "http://127.0.0.1:8000"  # no scenario file: the URL to GET
-    plan = apply_form(PLAN.replace(host="http://a:1"), {"host": "http://b:2", "run_time": ""},
-                      url_only=False)  # a scenario file: its host
-    assert (plan.host, plan.url, plan.run_time) == ("http://b:2", PLAN.url, None)
-    plan = apply_form(PLAN, {"model": "open", "rate": "250", "max_in_flight": "50"})
-    assert (plan.rate, plan.max_in_flight, plan.users) == (250.0, 50, 4)
-    # 0 users per second starts them all at once, as -r 0 does.
-    assert apply_form(PLAN, {"model": "closed", "spawn_rate": "0"}).spawn_rate == 0.0
-
-
-@pytest.mark.parametrize("form, message", [
-    ({"users": "many"}, "not a number"),
-    ({"users": "0"}, "more than 0"),
-    ({"model": "open", "rate": ""}, "not a number"),
-    ({"run_time": "soon"}, "run time"),
-    ({"host": "ftp://x"}, "http"),
-])
-def test_apply_form_refuses_bad_values(form: dict[str, str], message: str) -> None:
-    with pytest.raises(FormError, match=message):
-        apply_form(PLAN, form)
-
-
-def test_parse_form_urlencoded_and_json() -> None:
-    assert parse_form(b"users=3&host=http%3A%2F%2Fx%3A1&run_time=") == {
-        "users": "3", "host": "http://x:1", "run_time": ""}
-    assert parse_form(b'{"users": 3, "run_time": null}') == {"users": "3", "run_time": ""}
-    with pytest.raises(FormError):
-        parse_form(b"{nope")
+# -- the phases and the order of views, without a server ---------------------------------
 
 
 def test_broadcast_keeps_readers_in_place() -> None:
     hub = Broadcast(keep=3)
     assert hub.since(0) == []
     for n in range(1, 6):
-        hub.publish(b"%d" % n)
-    assert hub.since(3) == [b"4", b"5"]
+        assert hub.publish("tick", {"n": n}) == {"n": n, "seq": n}
+    assert hub.since(3) == [b'event: tick\ndata: {"n":4,"seq":4}\n\n',
+                            b'event: tick\ndata: {"n":5,"seq":5}\n\n']
     assert hub.since(5) == []
     assert hub.since(1) is None  # frame 2 is gone: the reader starts again from a snapshot
+
+
+def test_the_phase_table() -> None:
+    assert set(TRANSITIONS) == set(Phase)
+    assert all(phase not in TRANSITIONS[phase] for phase in Phase)  # no move stays put
+    # Nothing but a reset of a finished run leads back to the form.
+    assert [p for p in Phase if Phase.READY in TRANSITIONS[p]] == [Phase.STOPPED]
+    # A phase a run may report is never behind one the control may set first.
+    assert Phase.SPAWNING not in TRANSITIONS[Phase.RUNNING]
+    assert Phase.RUNNING not in TRANSITIONS[Phase.STOPPING]
+
+
+class LateStop(FakeRun):
+    """A run that delivers one more row, still "running", after a stop."""
+
+    def stop(self) -> None:
+        asyncio.get_running_loop().call_soon(self.late_row)
+        self._stop.set()
+
+    def late_row(self) -> None:
+        assert self.state == "running"
+        for callback in self.callbacks:
+            callback(self.stats.timeline[-1])
+
+
+def drive(control: RunControl, steps: Callable[[RunControl], Any]) -> Any:
+    async def main() -> Any:
+        try:
+            return await steps(control)
+        finally:
+            await control.close(timeout=5)
+
+    return asyncio.run(main())
+
+
+def test_start_moves_the_phase_before_it_returns() -> None:
+    """The root of the start race: the view a start answers with, and any
+    view made after it, is past READY, and newer (seq) than every view
+    made before it."""
+    control = RunControl(PLAN, None, fake_factory())
+
+    async def steps(control: RunControl) -> list[dict[str, Any]]:
+        before = control.current()
+        started = control.start({"users": "2"})
+        now = control.current()
+        await asyncio.sleep(0.01)  # the run's first step: its users start
+        return [before, started, now, control.current()]
+
+    before, started, now, later = drive(control, steps)
+    assert (before["state"], started["state"], now["state"]) == ("ready", "starting", "starting")
+    assert later["state"] == "running"
+    assert before["seq"] < started["seq"] == now["seq"] < later["seq"]
+    assert before["epoch"] == started["epoch"] == later["epoch"]
+    assert started["run"] == 1 and started["timeline"] == []
+
+
+def test_the_phase_never_goes_back() -> None:
+    control = RunControl(PLAN, None, lambda p, s: LateStop(p, s, tick=0.01))
+
+    async def steps(control: RunControl) -> list[Any]:
+        seen: list[Any] = []
+        control.start({})
+        await asyncio.sleep(0.05)
+        seen.append(control.state)
+        seq = control.stop()["seq"]
+        seen.append(control.state)
+        await asyncio.sleep(0)  # the late row: "running", not followed
+        seen.append((control.state, control.hub.seq - seq))
+        await asyncio.wait({control.task} if control.task else set(), timeout=5)
+        seen.append(control.state)
+        seen.append(control.reset()["state"])
+        return seen
+
+    assert drive(control, steps) == ["running", "stopping", ("stopping", 1), "stopped", "ready"]
+    with pytest.raises(RuntimeError, match="no move from READY to RUNNING"):
+        control._move(Phase.RUNNING)
+
+
+def test_a_run_that_fails_at_once_ends_stopped() -> None:
+    class Failing(FakeRun):
+        async def run(self) -> dict[str, Any]:
+            raise OSError("no route")
+
+    control = RunControl(PLAN, None, lambda p, s: Failing(p, s))
+
+    async def steps(control: RunControl) -> dict[str, Any]:
+        control.start({})
+        await asyncio.sleep(0.01)
+        return control.current()
+
+    view = drive(control, steps)
+    assert (view["state"], view["error"]) == ("stopped", "the run failed: no route")
 
 
 # -- the API over HTTP, with a fake run -----------------------------------------
@@ -173,7 +214,7 @@ def test_start_stop_reset(ui: RunningUI) -> None:
         stopped = state(ui)
         assert stopped["header"]["users"] == 0
         assert len(stopped["timeline"]) >= 3  # the history stays after the stop
-        assert client.post("/api/reset").json() == {"state": "ready"}
+        assert client.post("/api/reset").json()["state"] == "ready"
         cleared = state(ui)
         assert cleared["state"] == "ready" and cleared["timeline"] == []
         assert aggregated_requests(cleared) == 0
@@ -188,6 +229,7 @@ def test_reset_while_running(ui: RunningUI) -> None:
         assert state(ui)["can_reset"] is False
         refused = client.post("/api/reset")
         assert refused.status_code == 409 and "stop it first" in refused.json()["error"]
+        assert state(ui)["state"] in ("spawning", "running")  # a refusal changes nothing
         client.post("/api/stop")
     with RunningUI(PLAN, make_run=lambda p, s: ResettableRun(p, s, tick=0.05)) as other:
         with httpx.Client(base_url=other.url, timeout=5) as client:

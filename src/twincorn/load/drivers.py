@@ -164,6 +164,10 @@ class ClosedUsers(UserDriver):
         self._ramp: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        if self.plan.spawn_rate <= 0:  # all at once, now: the run is not spawning (runner.py)
+            for _ in range(self.plan.users):
+                self._start_user()
+            return
         self._ramp = self.spawn(self._spawn_users())
 
     def users(self) -> int:

@@ -224,6 +224,10 @@ class LeanClosed(LeanDriver):
 
     def start(self) -> None:
         self.start_sweeper()
+        if self.plan.spawn_rate <= 0:  # all at once, now: the run is not spawning (runner.py)
+            for _ in range(self.plan.users):
+                self._start_user()
+            return
         self._ramp = self.loop.create_task(self._spawn_users())
         self.tasks.add(self._ramp)
         self._ramp.add_done_callback(self.tasks.discard)

@@ -12,6 +12,8 @@ static/web_page.html with web.js; this module serves it and its API:
     POST /api/start           start a run (the form, urlencoded or JSON)
     POST /api/stop            stop it (its results stay)
     POST /api/reset           reset its statistics, or forget a finished run
+                              (each POST answers with the new state, as
+                              /api/state; web_control.py on why it must)
     GET  /download/<file>     stats.csv, stats_history.csv, failures.csv,
                               exceptions.csv, results.json, report.html
 
@@ -38,7 +40,8 @@ from twincorn.load import output_csv
 from twincorn.load.plan import LoadPlan
 from twincorn.load.report_html import finite, render_html
 from twincorn.load.static_files import SERVED, content_type, read_static
-from twincorn.load.web_control import Busy, FormError, RunControl, RunFactory
+from twincorn.load.web_control import Busy, RunControl, RunFactory
+from twincorn.load.web_form import FormError
 from twincorn.server.embedded import EmbeddedServer
 from twincorn.server.listener import BindError
 from twincorn.server.worker import new_event_loop
@@ -104,32 +107,33 @@ class WebUI:
         await respond(send, 200, read_static("web_page.html").encode(), content_type(".html"))
 
     async def state(self, receive: Receive, send: Send) -> None:
-        control = self.control
-        await respond_json(send, 200, control.view(control.results(), whole=True))
+        await respond_json(send, 200, self.control.current())
 
     async def start(self, receive: Receive, send: Send) -> None:
         body = await read_body(receive)
         if body is None:
-            await respond_json(send, 413, {"error": "the form is too large"})
+            await respond_json(send, 413, {"error": "The form is too large"})
             return
         try:
-            self.control.start(parse_form(body))
-        except (FormError, Busy) as exc:
-            await respond_json(send, 409 if isinstance(exc, Busy) else 400, {"error": str(exc)})
+            view = self.control.start(parse_form(body))
+        except FormError as exc:
+            await respond_json(send, 400, {"error": str(exc), "field": exc.field})
             return
-        await respond_json(send, 200, {"state": self.control.state, "run": self.control.run_id})
+        except Busy as exc:
+            await respond_json(send, 409, {"error": str(exc), "field": None})
+            return
+        await respond_json(send, 200, view)
 
     async def stop(self, receive: Receive, send: Send) -> None:
-        self.control.stop()
-        await respond_json(send, 200, {"state": self.control.state})
+        await respond_json(send, 200, self.control.stop())
 
     async def reset(self, receive: Receive, send: Send) -> None:
         try:
-            self.control.reset()
+            view = self.control.reset()
         except Busy as exc:
             await respond_json(send, 409, {"error": str(exc)})
             return
-        await respond_json(send, 200, {"state": self.control.state})
+        await respond_json(send, 200, view)
 
     async def download(self, name: str, send: Send) -> None:
         results = self.control.results()
@@ -232,9 +236,9 @@ def parse_form(body: bytes) -> dict[str, str]:
         try:
             data = json.loads(text)
         except ValueError:
-            raise FormError("the form is not valid JSON") from None
+            raise FormError("The form is not valid JSON") from None
         if not isinstance(data, dict):
-            raise FormError("the form must be a JSON object")
+            raise FormError("The form must be a JSON object")
         return {str(k): "" if v is None else str(v) for k, v in data.items()}
     return dict(parse_qsl(text, keep_blank_values=True))
 

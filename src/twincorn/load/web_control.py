@@ -1,30 +1,61 @@
 """What the web UI controls: one load run at a time, and its live view.
 
 `RunControl` starts a run from the page's form (the command line's plan
-with the form's changes), stops it, resets it, and keeps the run's results
-after it ends: the history lives here, on the server, so a page that
-reloads loses nothing. Each second the run reports its newest timeline row;
-RunControl turns it into one Server-Sent Events frame and hands it to a
-`Broadcast`, which every open event stream reads. A frame is made once,
-whatever the number of pages watching.
+with the form's changes, web_form.py), stops it, resets it, and keeps the
+run's results after it ends: the history lives here, on the server, so a
+page that reloads loses nothing. Each second the run reports its newest
+timeline row; RunControl turns it into one Server-Sent Events frame and
+hands it to a `Broadcast`, which every open event stream reads. A frame is
+made once, whatever the number of pages watching.
 
 Frames are of two kinds: `snapshot` (everything, the whole timeline
-included: the first frame of each stream, and after a start, stop or
-reset) and `tick` (the newest row and the tables as they are now).
+included: the first frame of each stream, and after every change of
+phase and every reset) and `tick` (the newest row and the tables as they
+are now).
+
+The phase (what the page's status shows) is RunControl's own, an Enum
+moved only along TRANSITIONS:
+
+    READY     -> STARTING            start()
+    STARTING  -> SPAWNING, RUNNING   the run is under way (its users start)
+    SPAWNING  -> RUNNING             all its users started
+    STARTING, SPAWNING, RUNNING
+              -> STOPPING            stop(), or the run ends itself (run time...)
+              -> STOPPED             the run has ended (also from STOPPING)
+    STOPPED   -> READY               reset(): its results forgotten
+              -> STARTING            start() again
+
+STARTING is set by start() itself, before the POST /api/start reply, so
+that nobody (that reply, /api/state, a stream) can see READY once a start
+has been accepted. The run then says how far it got (LoadRun.state); the
+control catches up right after the run's first step (a single process
+is under way by then: STARTING lasts no longer than that step) and at
+each of its rows, and never goes back: a run that has not yet seen a
+Stop it was asked for does not undo STOPPING.
+
+Every view carries `epoch` (this RunControl's) and `seq` (the Broadcast's
+number of the last frame it includes). The page and the replies race:
+the reply of POST /api/start may come before or after the stream's
+frames of the same moment, and a stream that connects sends a snapshot of
+the moment it connected. The page shows a view only if it is not older
+than the one it shows (same epoch, no smaller seq); a new epoch (the
+process was started again) is taken as it comes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
+import secrets
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from twincorn.load.plan import LoadPlan, PlanError, parse_duration
+from twincorn.load.plan import LoadPlan, PlanError
 from twincorn.load.report_tables import (
     COORDINATED_OMISSION,
     ResultsData,
@@ -36,6 +67,7 @@ from twincorn.load.report_tables import (
     number,
     stats_table,
 )
+from twincorn.load.web_form import apply_form, bare, form_values, missing_host
 
 log = logging.getLogger("twincorn.load")
 
@@ -58,8 +90,33 @@ class LoadRunLike(Protocol):
 RunFactory = Callable[[LoadPlan, Any], LoadRunLike]
 
 
-class FormError(ValueError):
-    """A start form value that cannot be used, in one sentence."""
+class Phase(enum.Enum):
+    """Where the web UI's run is; the value is what views carry."""
+
+    READY = "ready"  # no run: the start form
+    STARTING = "starting"  # accepted; the run is getting under way (its processes start)
+    SPAWNING = "spawning"  # closed model: users still starting at the ramp's rate
+    RUNNING = "running"
+    STOPPING = "stopping"  # no new requests; those in flight end
+    STOPPED = "stopped"  # ended; its results kept until Reset or the next start
+
+
+#: The moves a phase may make (the module doc draws them).
+TRANSITIONS: dict[Phase, frozenset[Phase]] = {
+    Phase.READY: frozenset({Phase.STARTING}),
+    Phase.STARTING: frozenset({Phase.SPAWNING, Phase.RUNNING, Phase.STOPPING, Phase.STOPPED}),
+    Phase.SPAWNING: frozenset({Phase.RUNNING, Phase.STOPPING, Phase.STOPPED}),
+    Phase.RUNNING: frozenset({Phase.STOPPING, Phase.STOPPED}),
+    Phase.STOPPING: frozenset({Phase.STOPPED}),
+    Phase.STOPPED: frozenset({Phase.READY, Phase.STARTING}),
+}
+
+#: A run's own states (LoadRun.state) that the control follows; "ready" is
+#: STARTING's business and "stopped" is seen when run() returns.
+RUN_PHASES = {"spawning": Phase.SPAWNING, "running": Phase.RUNNING,
+              "stopping": Phase.STOPPING}
+
+ACTIVE = frozenset({Phase.STARTING, Phase.SPAWNING, Phase.RUNNING, Phase.STOPPING})
 
 
 class Busy(RuntimeError):
@@ -77,11 +134,15 @@ class Broadcast:
         self.recent: deque[tuple[int, bytes]] = deque(maxlen=keep)
         self.event = asyncio.Event()
 
-    def publish(self, frame: bytes) -> None:
+    def publish(self, event: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Send `data` as the next frame, with its sequence number (`seq`);
+        returns what was sent."""
         self.seq += 1
-        self.recent.append((self.seq, frame))
-        event, self.event = self.event, asyncio.Event()
-        event.set()  # wakes every reader waiting on it
+        sent = {**data, "seq": self.seq}
+        self.recent.append((self.seq, sse_frame(event, sent)))
+        event_, self.event = self.event, asyncio.Event()
+        event_.set()  # wakes every reader waiting on it
+        return sent
 
     def since(self, seq: int) -> list[bytes] | None:
         """The frames after `seq`; None if some were dropped already."""
@@ -114,11 +175,13 @@ class RunControl:
         self.plan = plan
         self.scenario = scenario
         self.make_run = make_run or default_factory
+        self.phase = Phase.READY
         self.run: LoadRunLike | None = None
         self.task: asyncio.Task[None] | None = None
         self.final: dict[str, Any] | None = None  # the results once the run ended
         self.error = ""  # why the last run ended early, if it failed
         self.run_id = 0
+        self.epoch = secrets.token_hex(4)  # tells this process's views from another's
         self.hub = Broadcast()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = 0
@@ -127,12 +190,12 @@ class RunControl:
 
     @property
     def state(self) -> str:
-        return "ready" if self.run is None else self.run.state
+        return self.phase.value
 
     @property
     def active(self) -> bool:
         """From start() until the run has ended and its results are kept."""
-        return self.run is not None and self.final is None
+        return self.phase in ACTIVE
 
     def results(self) -> dict[str, Any]:
         if self.final is not None:
@@ -150,6 +213,7 @@ class RunControl:
         failures = number(results.get("failures")) or 0.0
         active = self.active
         view: dict[str, Any] = {
+            "epoch": self.epoch,
             "run": self.run_id,
             "state": self.state,
             "error": self.error,
@@ -168,50 +232,74 @@ class RunControl:
         }
         if whole:
             view["timeline"] = timeline
-            view["form"] = form_values(self.plan, bare(self.scenario))
+            view["form"] = form_values(self.plan, self.scenario)
         else:
             view["row"] = last
         return view
 
+    def current(self) -> dict[str, Any]:
+        """Everything now, as of the last frame published (GET /api/state,
+        and the first frame of a stream)."""
+        return {**self.view(self.results(), whole=True), "seq": self.hub.seq}
+
     def snapshot_frame(self) -> bytes:
-        return sse_frame("snapshot", self.view(self.results(), whole=True))
+        return sse_frame("snapshot", self.current())
+
+    def _publish_snapshot(self) -> dict[str, Any]:
+        return self.hub.publish("snapshot", self.view(self.results(), whole=True))
+
+    def _move(self, phase: Phase) -> dict[str, Any]:
+        """Go to `phase` (a legal move, or a bug) and tell every page."""
+        if phase not in TRANSITIONS[self.phase]:
+            raise RuntimeError(f"web UI: no move from {self.phase.name} to {phase.name}")
+        self.phase = phase
+        return self._publish_snapshot()
 
     # -- what the page asks ------------------------------------------------
 
-    def start(self, form: Mapping[str, str]) -> None:
-        """Start a run with the plan changed by the form's values."""
-        if self.active:
-            raise Busy("a run is going on: stop it first")
-        plan = apply_form(self.plan, form, bare(self.scenario))
+    def start(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """Start a run with the plan changed by the form's values (FormError
+        if one does not fit); returns the view of the start (its `seq`)."""
+        if Phase.STARTING not in TRANSITIONS[self.phase]:
+            raise Busy("A run is going on: stop it first")
+        plan = apply_form(self.plan, form, self.scenario)
         try:
             run = self.make_run(plan, self.scenario)
         except PlanError as exc:
-            raise FormError(str(exc)) from None
+            raise missing_host(exc, plan, self.scenario) from None
         self.loop = asyncio.get_running_loop()
         self.thread = threading.get_ident()
         self.plan, self.run, self.final, self.error = plan, run, None, ""
         self.run_id += 1
         run.subscribe(self._on_row)
         self.task = self.loop.create_task(self._drive(run))
-        self.hub.publish(self.snapshot_frame())
+        # Callbacks run in the order they were scheduled: this one runs right
+        # after the task's first step, in which a single-process LoadRun
+        # starts its users (runner.py), so the pages see it under way at once.
+        self.loop.call_soon(self._follow, run)
+        return self._move(Phase.STARTING)
 
-    def stop(self) -> None:
-        if self.run is not None and self.active:
+    def stop(self) -> dict[str, Any]:
+        """Stop the run (its results stay); returns the view of the stop."""
+        if self.run is not None and Phase.STOPPING in TRANSITIONS[self.phase]:
             self.run.stop()
-            self.hub.publish(self.snapshot_frame())
+            return self._move(Phase.STOPPING)
+        return self.current()
 
-    def reset(self) -> None:
+    def reset(self) -> dict[str, Any]:
         """Locust's "reset stats": the run's own reset while it goes on
         (where the run has one); once it ended, forget it and its results."""
         run = self.run
         if run is not None and self.active:
             reset = reset_of(run)
             if reset is None:
-                raise Busy("this run cannot reset its statistics while it goes on: stop it first")
+                raise Busy("This run cannot reset its statistics while it goes on: stop it first")
             reset()
-        else:
-            self.run, self.final, self.error, self.task = None, None, "", None
-        self.hub.publish(self.snapshot_frame())
+            return self._publish_snapshot()
+        self.run, self.final, self.error, self.task = None, None, "", None
+        if self.phase is Phase.READY:
+            return self._publish_snapshot()
+        return self._move(Phase.READY)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop the run, wait for it to end, and end the event streams."""
@@ -235,15 +323,27 @@ class RunControl:
         finally:
             if run is self.run:
                 self.final = run.snapshot()
-                self.hub.publish(self.snapshot_frame())
+                self._move(Phase.STOPPED)
+
+    def _follow(self, run: LoadRunLike) -> bool:
+        """Catch up with the run's own state where it is ahead of the phase;
+        True if that moved the phase (and published a snapshot)."""
+        seen = RUN_PHASES.get(run.state)
+        if run is not self.run or seen is None or seen not in TRANSITIONS[self.phase]:
+            return False
+        self._move(seen)
+        return True
 
     def _on_row(self, row: dict[str, Any]) -> None:
         """Called by the run once a second (from another thread too)."""
         if self.loop is not None and threading.get_ident() != self.thread:
             self.loop.call_soon_threadsafe(self._on_row, row)
             return
-        if self.run is not None and self.final is None:
-            self.hub.publish(sse_frame("tick", self.view(self.run.snapshot(), whole=False)))
+        run = self.run
+        if run is None or self.final is not None:
+            return
+        if not self._follow(run):  # a snapshot carries the row too
+            self.hub.publish("tick", self.view(run.snapshot(), whole=False))
 
 
 def reset_of(run: LoadRunLike) -> Callable[[], object] | None:
@@ -258,82 +358,3 @@ def default_factory(plan: LoadPlan, scenario: Any) -> LoadRunLike:
     from twincorn.load.runner import LoadRun
 
     return LoadRun(plan, None if bare(scenario) else scenario)
-
-
-# -- the start form --------------------------------------------------------
-
-
-def format_duration(seconds: float | None) -> str:
-    """Seconds as the form shows them: "1h10m", "30s", "" for none."""
-    if seconds is None or seconds <= 0:
-        return ""
-    whole = int(seconds)
-    if whole != seconds:
-        return f"{seconds:g}s"
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
-
-
-def bare(scenario: Any) -> bool:
-    """True for no scenario file: each user GETs the plan's URL."""
-    return scenario is None or getattr(scenario, "builtin", None) is not None
-
-
-def form_values(plan: LoadPlan, url_only: bool = True) -> dict[str, Any]:
-    """The plan as the start form shows it (its host field: the URL to
-    GET when `url_only`, else the scenario's host)."""
-    return {
-        "model": "open" if plan.rate > 0 else "closed",
-        "users": plan.users,
-        "spawn_rate": plan.spawn_rate,
-        "rate": plan.rate or None,
-        "max_in_flight": plan.max_in_flight,
-        "host": (plan.url if url_only else plan.host or plan.url) or "",
-        "run_time": format_duration(plan.run_time),
-    }
-
-
-def apply_form(plan: LoadPlan, form: Mapping[str, str], url_only: bool = True) -> LoadPlan:
-    """A copy of the plan with the form's values, checked (FormError).
-
-    The host field is the URL every user GETs when there is no scenario
-    file (`url_only`), else the base URL of the scenario's paths (--host).
-    """
-    changes: dict[str, Any] = {}
-    if form.get("model", "closed") == "open":
-        changes["rate"] = number_field(form, "rate", float)
-        if form.get("max_in_flight", "").strip():
-            changes["max_in_flight"] = number_field(form, "max_in_flight", int)
-    else:
-        changes["rate"] = 0.0
-        if form.get("users", "").strip():
-            changes["users"] = number_field(form, "users", int)
-        if form.get("spawn_rate", "").strip():  # 0: all at once, as on the command line
-            changes["spawn_rate"] = number_field(form, "spawn_rate", float, zero=True)
-    host = form.get("host", "").strip()
-    if host:
-        changes["url" if url_only else "host"] = host
-    if "run_time" in form:
-        text = form["run_time"].strip()
-        try:
-            changes["run_time"] = parse_duration(text) if text else None
-        except PlanError as exc:
-            raise FormError(f"run time: {exc}") from None
-    try:
-        return plan.replace(**changes).validate()
-    except PlanError as exc:
-        raise FormError(str(exc)) from None
-
-
-def number_field(form: Mapping[str, str], name: str, kind: type[int] | type[float],
-                 zero: bool = False) -> Any:
-    """A positive number from the form (or zero, where `zero` allows it)."""
-    text = form.get(name, "").strip()
-    try:
-        value = kind(text)
-    except ValueError:
-        raise FormError(f"{name.replace('_', ' ')}: {text!r} is not a number") from None
-    if value < 0 or (value == 0 and not zero):
-        raise FormError(f"{name.replace('_', ' ')} must be more than 0")
-    return value

@@ -5,12 +5,28 @@
 // listens to /api/events: a "snapshot" frame (everything, again: after a
 // start, stop or reset, and whenever the stream reconnects) and a "tick"
 // frame each second (the newest timeline row and the tables as they are).
+// The replies of the buttons' POSTs are snapshots too.
+//
+// Those arrive by two ways that race (a POST's reply, the stream), so each
+// view carries the server's epoch and sequence number, and `receive` shows
+// a view only if it is not older than the one shown (web_control.py).
 "use strict";
+
+// Which of two views is newer: the page's one rule for frames in any order.
+const TwincornOrder = {
+  // True if `view` may be shown after `shown` (null: nothing shown yet).
+  newer(shown, view) {
+    if (shown === null || view.epoch !== shown.epoch) return true; // a new server process
+    return view.seq >= shown.seq;
+  },
+};
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  const ACTIVE = ["spawning", "running", "stopping"];
+  const ACTIVE = ["starting", "spawning", "running", "stopping"];
+  const FIELDS = ["model", "users", "spawn_rate", "rate", "max_in_flight", "host", "run_time"];
 
+  let shown = null; // {epoch, seq} of the newest view shown
   let runId = null;
   let formShown = false;
   let runError = "";
@@ -127,8 +143,39 @@
   function showForm(show) {
     formShown = show;
     $("start-panel").hidden = !show;
-    $("form-error").hidden = true;
+    clearErrors();
     if (show) $("users-input").focus();
+  }
+
+  // -- the form's errors: the server's sentence beside the field it is about
+
+  function fieldError(name) {
+    return FIELDS.includes(name) ? $(name + "-error") : null;
+  }
+
+  function clearError(name) {
+    const box = fieldError(name);
+    if (box === null) return;
+    box.hidden = true;
+    box.textContent = "";
+    const input = $("start-form").elements.namedItem(name);
+    if (input instanceof HTMLInputElement) input.removeAttribute("aria-invalid");
+  }
+
+  function clearErrors() {
+    FIELDS.forEach(clearError);
+    $("form-error").hidden = true;
+  }
+
+  function showError(message, name) {
+    const box = fieldError(name) || $("form-error");
+    box.textContent = message;
+    box.hidden = false;
+    const input = name ? $("start-form").elements.namedItem(name) : null;
+    if (input instanceof HTMLInputElement) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    }
   }
 
   // The banner: why the run failed, or why the last button did nothing.
@@ -148,7 +195,7 @@
     if (!formShown) fillForm(view.form);
     $("host").textContent = view.form.host || "";
     if (view.state === "ready" && !formShown) showForm(true);
-    if (view.state !== "ready" && formShown && ACTIVE.includes(view.state)) showForm(false);
+    if (formShown && ACTIVE.includes(view.state)) showForm(false);
   }
 
   function applyTick(view) {
@@ -158,24 +205,44 @@
     if (view.row && view.row.t !== undefined) charts.addRow(view.row);
   }
 
+  // Every view comes through here: a stream's frames, /api/state, the
+  // POSTs' replies. An older one than shown is dropped (a "ready" snapshot
+  // sent before a start must not reopen the form); a tick needs the
+  // snapshot of its epoch first. True if the view was shown.
+  function receive(kind, view) {
+    if (!TwincornOrder.newer(shown, view)) return false;
+    if (kind === "tick" && (shown === null || shown.epoch !== view.epoch)) return false;
+    shown = { epoch: view.epoch, seq: view.seq };
+    if (kind === "tick") applyTick(view);
+    else applySnapshot(view);
+    return true;
+  }
+
   function listen() {
     const events = new EventSource("/api/events");
-    events.addEventListener("snapshot", (e) => applySnapshot(JSON.parse(e.data)));
-    events.addEventListener("tick", (e) => applyTick(JSON.parse(e.data)));
+    events.addEventListener("snapshot", (e) => receive("snapshot", JSON.parse(e.data)));
+    events.addEventListener("tick", (e) => receive("tick", JSON.parse(e.data)));
   }
 
   async function load() {
     const response = await fetch("/api/state", { cache: "no-store" });
-    applySnapshot(await response.json());
+    receive("snapshot", await response.json());
     listen();
   }
 
   // -- the buttons -----------------------------------------------------------
 
+  // POST, then show the new state it answers with; an error carries the
+  // server's sentence and the form field it is about (`field`).
   async function post(path, body) {
     const response = await fetch(path, { method: "POST", body: body });
     const reply = await response.json();
-    if (!response.ok) throw new Error(reply.error || response.statusText);
+    if (!response.ok) {
+      const error = new Error(reply.error || response.statusText);
+      error.field = reply.field || null;
+      throw error;
+    }
+    receive("snapshot", reply);
     return reply;
   }
 
@@ -194,17 +261,25 @@
 
   $("start-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const body = new URLSearchParams(new FormData(event.target));
-    post("/api/start", body).then(
-      () => showForm(false),
-      (error) => {
-        $("form-error").textContent = error.message;
-        $("form-error").hidden = false;
-      },
-    );
+    const form = event.target;
+    const body = new URLSearchParams(new FormData(form));
+    clearErrors();
+    $("start-button").disabled = true;
+    post("/api/start", body)
+      .then(
+        () => showForm(false), // the reply was shown: STARTING or later
+        (error) => showError(error.message, error.field),
+      )
+      .finally(() => {
+        $("start-button").disabled = false;
+      });
   });
+  $("start-form").addEventListener("input", (event) => clearError(event.target.name));
   $("start-form").addEventListener("change", (event) => {
-    if (event.target.name === "model") setModel(event.target.value);
+    if (event.target.name === "model") {
+      setModel(event.target.value);
+      clearErrors();
+    }
   });
   $("stop-button").addEventListener("click", () => act("/api/stop"));
   $("reset-button").addEventListener("click", () => act("/api/reset"));
@@ -221,8 +296,11 @@
     });
   }
 
+  // For tests and the curious: the page's one entry for views.
+  window.twincornWeb = { receive: receive };
+
   load().catch((error) => {
-    actionError = "could not load the state: " + error.message;
+    actionError = "Could not load the state: " + error.message;
     showMessage();
   });
 })();

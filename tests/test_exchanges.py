@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -113,6 +114,44 @@ def test_asgi_input_closed_answers_receive_with_disconnect(
     turn(loop)
     assert seen == ["http.request", "http.disconnect"]
     assert parse_responses(bytes(channel.written))[0].body == b"still written"
+
+
+def test_asgi_app_that_stops_on_disconnect_is_no_error(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An event stream whose client shuts its side: the app is told
+    http.disconnect and returns mid-response; nothing is logged, and the
+    connection closes instead of being kept alive."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    exchange, channel = asgi_exchange(loop, app)
+    exchange.start()
+    exchange.body_complete()
+    turn(loop)
+    assert channel.completed == []
+    exchange.input_closed()
+    turn(loop)
+    assert channel.completed == [False] and not channel.aborted
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_asgi_app_that_returns_mid_response_unasked_is_an_error(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+
+    exchange, channel = asgi_exchange(loop, app)
+    exchange.start()
+    turn(loop)
+    assert channel.aborted
+    assert "returned before completing its response, serving GET /" in caplog.text
 
 
 def test_asgi_send_after_the_client_left_raises(loop: asyncio.AbstractEventLoop) -> None:

@@ -91,6 +91,7 @@ class ASGIExchange:
         "_gone",
         "_input_closed",
         "_more_body",
+        "_told_disconnect",
         "_waiter",
         "_writer",
         "adapter",
@@ -112,6 +113,7 @@ class ASGIExchange:
         self._waiter: asyncio.Future[None] | None = None
         self._gone = False
         self._input_closed = False  # the client will send nothing more
+        self._told_disconnect = False  # receive() gave the app http.disconnect
         self._writer: ResponseWriter | None = None
         self._done = False  # the response is complete (or abandoned)
 
@@ -206,6 +208,7 @@ class ASGIExchange:
                 # After the whole body: the client left, the response is
                 # complete, or the client shut its side (its FIN: whether it
                 # left or half-closed, nothing more will come to wait for).
+                self._told_disconnect = True
                 return _DISCONNECT
             waiter = self._waiter = self.adapter.loop.create_future()
             await waiter
@@ -269,7 +272,10 @@ class ASGIExchange:
     def _app_returned(self) -> None:
         if self._done:
             return
-        if self._gone:
+        if self._gone or self._told_disconnect:
+            # The app was told the client left (an event stream, a long
+            # poll) and stopped: no error; the connection closes, as a
+            # response cut short cannot keep it alive.
             self._finish(False)
         elif self._writer is None:
             log.error("ASGI application returned without starting a response, serving %s",

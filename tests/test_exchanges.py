@@ -58,7 +58,9 @@ def asgi_exchange(loop: asyncio.AbstractEventLoop, app: Any,
                   req: Request | None = None) -> tuple[ASGIExchange, FakeChannel]:
     channel = FakeChannel(loop)
     adapter = ASGIAdapter(app, loop, lifespan="off")
-    return adapter.new_exchange(req or request(), channel), channel
+    exchange = adapter.new_exchange(req or request(), channel)
+    assert isinstance(exchange, ASGIExchange)
+    return exchange, channel
 
 
 # -- ASGI ---------------------------------------------------------------------------

@@ -10,8 +10,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "twincorn"
 # module (or folder) -> the twincorn modules it may import
 ALLOWED = {
     "http": {"twincorn.http"},
-    "exchange.py": {"twincorn.http"},
-    "asgi.py": {"twincorn.http", "twincorn.exchange"},
+    # The WebSocket core: like http/, no I/O; it may read an HTTP Request.
+    "ws": {"twincorn.http", "twincorn.ws"},
+    "exchange.py": {"twincorn.http", "twincorn.ws"},
+    "asgi.py": {"twincorn.http", "twincorn.exchange", "twincorn.asgi_websocket", "twincorn.ws"},
+    "asgi_websocket.py": {"twincorn.http", "twincorn.exchange", "twincorn.ws"},
     "wsgi.py": {"twincorn.http", "twincorn.exchange"},
     "logs.py": {"twincorn.exchange", "twincorn.http"},
     "importer.py": {"twincorn.config", "twincorn.app_source"},  # config for its type only
@@ -24,7 +27,7 @@ ALLOWED = {
     "main.py": {"twincorn", "twincorn.config", "twincorn.importer", "twincorn.logs",
                 "twincorn.master", "twincorn.server"},
     "config.py": {"twincorn.http", "twincorn.config_file", "twincorn.address", "twincorn.units",
-                  "twincorn.peer_flags"},
+                  "twincorn.peer_flags", "twincorn.extras"},
     "config_file.py": set(),
     "trace.py": {"twincorn.logs"},
     "lab": {"twincorn", "twincorn.lab", "twincorn.load", "twincorn.extras"},
@@ -62,6 +65,13 @@ def test_http_core_does_no_io_and_imports_nothing_else() -> None:
             assert forbidden not in text, f"{path.name} uses {forbidden}"
         bad = {n for n in imported(path) if not allowed(n, ALLOWED["http"])}
         assert not bad, f"http/{path.name} imports {bad}"
+
+
+def test_websocket_core_does_no_io() -> None:
+    for path in (PACKAGE / "ws").glob("*.py"):
+        text = path.read_text()
+        for forbidden in ("import asyncio", "import socket", "import selectors", "uvloop"):
+            assert forbidden not in text, f"ws/{path.name} uses {forbidden}"
 
 
 def test_adapters_and_helpers() -> None:

@@ -1,5 +1,7 @@
 """The ASGI 3.0 adapter: http scope, receive/send, lifespan.
 
+(A request that asks for a WebSocket gets asgi_websocket.py's exchange.)
+
 Each request runs as an asyncio Task in a fresh contextvars context, so that
 `asyncio.current_task()`, `asyncio.timeout`, TaskGroup and the libraries built
 on them (anyio, hence Starlette and FastAPI) work from the application's first
@@ -14,26 +16,29 @@ import asyncio
 import contextvars
 import logging
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
 from time import monotonic
 from typing import Any
-from urllib.parse import unquote
 
+from twincorn.asgi_spec import (
+    ASGI_VERSION,
+    ASGIApp,
+    Message,
+    Scope,
+    scope_path,
+)
+from twincorn.asgi_spec import (
+    ClientDisconnected as ClientDisconnected,  # re-exported: applications catch it
+)
+from twincorn.asgi_websocket import WebSocketExchange, WebSocketOptions
 from twincorn.exchange import SERVING, Channel
 from twincorn.http import Request
 from twincorn.http.errors import ResponseError
 from twincorn.http.request import RequestLine
 from twincorn.http.response import ResponseWriter, encode_error_response
+from twincorn.ws import is_websocket_request
 
 log = logging.getLogger("twincorn.error")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
 _DISCONNECT: Message = {"type": "http.disconnect"}
 # Above this many buffered body bytes the socket stops being read until the
 # application receives them (request-side back-pressure).
@@ -42,10 +47,6 @@ _BODY_HIGH_WATER = 1 << 16
 # response that needs no waiting is written without a trip through the loop.
 _EAGER = sys.version_info >= (3, 12)
 _Task: Any = asyncio.Task  # typeshed for 3.11 does not know eager_start
-
-
-class ClientDisconnected(OSError):
-    """Raised by send() once the client is gone (ASGI HTTP spec 2.4)."""
 
 
 class ASGIAdapter:
@@ -61,6 +62,7 @@ class ASGIAdapter:
         root_path: str = "",
         server_header: bytes = b"",
         lifespan: str = "auto",
+        websocket: WebSocketOptions | None = None,
     ) -> None:
         self.app = app
         self.loop = loop
@@ -70,8 +72,13 @@ class ASGIAdapter:
         self.lifespan = Lifespan(app, lifespan)
         self.context = contextvars.copy_context()
         self.description = "asgi"
+        #: None: upgrade requests are plain HTTP (--ws none).
+        self.websocket = websocket
 
-    def new_exchange(self, request: Request, channel: Channel) -> ASGIExchange:
+    def new_exchange(self, request: Request,
+                     channel: Channel) -> ASGIExchange | WebSocketExchange:
+        if request.upgrade and self.websocket is not None and is_websocket_request(request):
+            return WebSocketExchange(self, request, channel, self.websocket)
         return ASGIExchange(self, request, channel)
 
     async def startup(self) -> None:
@@ -149,16 +156,10 @@ class ASGIExchange:
         adapter = self.adapter
         request = self.request
         channel = self.channel
-        raw_path = request.path
-        path = raw_path.decode("latin-1")
-        if "%" in path:
-            path = unquote(path)
-        if adapter.root_path:
-            path = adapter.root_path + path
-            raw_path = adapter.raw_root + raw_path
+        path, raw_path = scope_path(adapter.root_path, adapter.raw_root, request.path)
         scope: Scope = {
             "type": "http",
-            "asgi": _ASGI,
+            "asgi": ASGI_VERSION,
             "http_version": request.http_version,
             "server": channel.server,
             "client": channel.client,
@@ -348,7 +349,7 @@ class Lifespan:
             return
         self._events = asyncio.Queue()
         self._answers = asyncio.Queue()
-        scope: Scope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
+        scope: Scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
         self._task = asyncio.get_running_loop().create_task(self._run(scope))
         await self._events.put({"type": "lifespan.startup"})
         answer = await self._answer()

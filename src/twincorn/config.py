@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import importlib.util
 import os
 import sys
 import types
@@ -24,6 +25,7 @@ from typing import Any, Literal, get_args, get_origin
 from twincorn import peer_flags
 from twincorn.address import DEFAULT_BIND, DEFAULT_PORT, AddressError, parse_address
 from twincorn.config_file import DEFAULT_FILE, ConfigFileError, read_config_file
+from twincorn.extras import install_hint
 from twincorn.http import RequestPolicy
 from twincorn.units import format_duration, format_size, parse_duration, parse_size
 
@@ -338,6 +340,57 @@ class Config:
         section="http",
     )
     server_header: bool = setting(True, "Send a Server header.", section="http")
+
+    # -- WebSockets (ASGI applications; docs/websocket.md)
+    ws: Literal["auto", "websockets", "websockets-sansio", "wsproto", "none"] = setting(
+        "auto",
+        "WebSocket support: the websockets library (websockets-sansio names it too), "
+        "wsproto, auto (websockets if installed, else wsproto) or none (upgrade requests "
+        "reach the application as plain HTTP). WSGI applications always get plain HTTP.",
+        section="websockets",
+    )
+    ws_max_size: int = setting(
+        16 << 20,
+        "Largest message accepted, decompressed; past it the socket closes with 1009.",
+        section="websockets",
+        metavar="SIZE",
+        unit="size",
+    )
+    ws_max_queue: int = setting(
+        32,
+        "Messages received and not yet read by the application; at the limit no more "
+        "frames are read until it reads one (back-pressure on the client).",
+        section="websockets",
+        metavar="N",
+    )
+    ws_ping_interval: float = setting(
+        20.0,
+        "How often an open WebSocket is pinged; 0 for never.",
+        section="websockets",
+        metavar="TIME",
+        unit="duration",
+    )
+    ws_ping_timeout: float = setting(
+        20.0,
+        "How long a ping may go unanswered before the socket is closed (1011); 0 to "
+        "wait for ever.",
+        section="websockets",
+        metavar="TIME",
+        unit="duration",
+    )
+    ws_per_message_deflate: bool = setting(
+        True,
+        "Offer permessage-deflate compression (RFC 7692) to clients that ask.",
+        section="websockets",
+    )
+    ws_handshake_timeout: float = setting(
+        10.0,
+        "How long the application has to accept (or refuse) a WebSocket once it heard "
+        "websocket.connect; then 503.",
+        section="websockets",
+        metavar="TIME",
+        unit="duration",
+    )
     # -- logging
     log_level: Literal["critical", "error", "warning", "info", "debug"] = setting(
         "info", "How much the error log says.", section="logging"
@@ -617,6 +670,9 @@ def validate(config: Config) -> Config:
                 f"unix_socket_mode: {config.unix_socket_mode!r} is not an octal mode (e.g. 660)",
                 "unix_socket_mode",
             ) from None
+    for library in (config.ws.removesuffix("-sansio"),):
+        if library in ("websockets", "wsproto") and importlib.util.find_spec(library) is None:
+            raise ConfigError(f"ws: {library} is not installed: {install_hint(library)}", "ws")
     _check_binds(config)
     return config
 

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from typing import IO, Any, Protocol
 
 from twincorn.http import Request
+from twincorn.ws import Backend
 
 #: The exchange whose application code is running, and since when (monotonic
 #: seconds): set by the adapters when they call the app (in the ASGI Task's
@@ -78,6 +79,13 @@ class Channel(Protocol):
         """Close the connection at once, losing what is not yet written."""
         ...
 
+    def upgrade(self, backend: Backend, session: WebSocketSession) -> WebSocketChannel:
+        """Hand the connection over to a WebSocket (RFC 6455): the backend
+        has queued its 101 response; from now on the socket's bytes go to
+        the backend, its messages to the session, and this request's
+        exchange is over. Called at most once, on the current exchange."""
+        ...
+
 
 class Exchange(Protocol):
     """One request-response pair, as the adapter runs it."""
@@ -109,6 +117,48 @@ class Exchange(Protocol):
         more input comes. Responses are still written (a half-close is not
         a departure), but an application waiting for input hears that the
         client is done (ASGI: http.disconnect)."""
+        ...
+
+
+class WebSocketChannel(Protocol):
+    """What a WebSocket session may ask of the connection that carries it
+    (server/websocket.py), once the handshake is done."""
+
+    @property
+    def write_paused(self) -> bool: ...
+
+    def drain(self) -> asyncio.Future[None]:
+        """Wait until writing is no longer paused, or the socket is gone."""
+        ...
+
+    def send(self, data: str | bytes) -> None:
+        """Send one message: text for str, binary for bytes."""
+        ...
+
+    def close(self, code: int, reason: str) -> None:
+        """Begin the closing handshake; the session hears on_closed when
+        it is over (or the socket is lost)."""
+        ...
+
+    def pause_reading(self) -> None:
+        """The session holds enough unread messages: read no more frames."""
+        ...
+
+    def resume_reading(self) -> None: ...
+
+
+class WebSocketSession(Protocol):
+    """What the connection tells the application's side of a WebSocket."""
+
+    def on_message(self, data: str | bytes) -> None: ...
+
+    def on_closed(self, code: int, reason: str) -> None:
+        """The WebSocket is over (the close handshake, a failure, or the
+        socket lost: 1006). Called once; nothing more is sent or received."""
+        ...
+
+    def on_finished(self, seconds: float, bytes_in: int, bytes_out: int) -> None:
+        """The socket is closed: what it carried, for the access log."""
         ...
 
 

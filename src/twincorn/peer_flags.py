@@ -80,7 +80,6 @@ _TLS = ("TLS is not yet in twincorn: terminate it in a proxy in front (nginx, ha
 _PROXY = ("proxy headers (X-Forwarded-For, Forwarded) are not yet in twincorn: the "
           "application sees the proxy's address")
 _PROXY_PROTOCOL = "the PROXY protocol is not yet in twincorn"
-_WS = "WebSockets are not yet in twincorn"
 _LOGCONFIG = ("twincorn logs to the standard loggers twincorn.error and twincorn.access: "
               "configure them with logging.config from the application, or use --log-level, "
               "--error-logfile and --access-logfile")
@@ -199,10 +198,16 @@ TABLE: tuple[PeerFlag, ...] = (
     _serve(U, "--ssl-keyfile", LATER, "", _TLS),
     _serve(U, "--ssl-keyfile-password", LATER, "", _TLS),
     _serve(U, "--ssl-ca-certs", LATER, "", _TLS),
-    _serve(U, "--ws", LATER, "", _WS),
-    _serve(U, "--ws-max-size", LATER, "", _WS),
-    _serve(U, "--ws-ping-interval", LATER, "", _WS),
-    _serve(U, "--ws-ping-timeout", LATER, "", _WS),
+    _serve(U, "--ws", SAME, "--ws", "auto, websockets, websockets-sansio, wsproto or none; "
+           "websockets and websockets-sansio are one thing here (the library's sans-IO "
+           "protocol, driven by twincorn's own connection)"),
+    _serve(U, "--ws-max-size", SAME, "--ws-max-size", "sizes may be written 16m"),
+    _serve(U, "--ws-max-queue", SAME, "--ws-max-queue"),
+    _serve(U, "--ws-ping-interval", SAME, "--ws-ping-interval", "0 for never"),
+    _serve(U, "--ws-ping-timeout", SAME, "--ws-ping-timeout"),
+    _serve(U, "--ws-per-message-deflate", SAME, "--ws-per-message-deflate",
+           "on in both by default; uvicorn's --ws-per-message-deflate false is "
+           "--no-ws-per-message-deflate"),
     # -- logging
     _serve(GU, "--log-level", SAME, "--log-level",
            "critical, error, warning, info or debug; uvicorn's trace is twincorn's --trace, "

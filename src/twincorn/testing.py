@@ -33,10 +33,11 @@ from typing import IO, Any
 import httptools
 
 from twincorn.asgi import ASGIAdapter
-from twincorn.exchange import Adapter
+from twincorn.exchange import Adapter, WebSocketSession
 from twincorn.http import Request, RequestPolicy
 from twincorn.server.protocol import Deadline, HttpConnection, Phase
 from twincorn.server.state import Timeouts, WorkerState
+from twincorn.ws import Backend
 from twincorn.wsgi import WSGIAdapter
 
 
@@ -259,6 +260,7 @@ class FakeChannel:
         self.write_paused = False
         self.completed: list[bool] = []  # keep_alive of each response_complete
         self.aborted = False
+        self.socket: FakeSocket | None = None  # once upgraded to a WebSocket
         self._drains: list[asyncio.Future[None]] = []
 
     def send_continue(self) -> None:
@@ -298,6 +300,64 @@ class FakeChannel:
 
     def abort(self) -> None:
         self.aborted = True
+
+    def upgrade(self, backend: Backend, session: WebSocketSession) -> FakeSocket:
+        """The exchange became a WebSocket: the backend's 101 is written
+        here, and a FakeSocket stands for the connection from now on."""
+        self.written += backend.output()
+        self.socket = FakeSocket(self.loop, backend, session)
+        return self.socket
+
+
+class FakeSocket:
+    """The WebSocketChannel a session talks to once upgraded: records the
+    messages sent, the close asked for and the reading state; `receive`
+    plays the client's messages and `closed` the end of the socket."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, backend: Backend,
+                 session: WebSocketSession) -> None:
+        self.loop = loop
+        self.backend = backend
+        self.session = session
+        self.sent: list[str | bytes] = []
+        self.closes: list[tuple[int, str]] = []
+        self.paused = False
+        self.write_paused = False
+        self._drains: list[asyncio.Future[None]] = []
+
+    def drain(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        if self.write_paused:
+            self._drains.append(waiter)
+        else:
+            waiter.set_result(None)
+        return waiter
+
+    def release_writes(self) -> None:
+        self.write_paused = False
+        for waiter in self._drains:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drains.clear()
+
+    def send(self, data: str | bytes) -> None:
+        self.sent.append(data)
+
+    def close(self, code: int, reason: str) -> None:
+        self.closes.append((code, reason))
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def receive(self, data: str | bytes) -> None:
+        self.session.on_message(data)
+
+    def closed(self, code: int, reason: str = "") -> None:
+        self.session.on_closed(code, reason)
+        self.release_writes()
 
 
 @dataclass

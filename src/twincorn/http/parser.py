@@ -153,6 +153,7 @@ class RequestParser:
         "_url",
         "messages",
         "state",
+        "upgrade_rest",
     )
 
     def __init__(self, handler: RequestHandler, policy: RequestPolicy) -> None:
@@ -185,6 +186,10 @@ class RequestParser:
         self.state = IDLE
         #: Requests begun on this connection (a head's first byte counts).
         self.messages = 0
+        #: After an Upgrade head, the bytes that followed it in the same
+        #: feed: the first bytes of the other protocol (a WebSocket's frames),
+        #: kept for whoever takes the connection over.
+        self.upgrade_rest = b""
 
     def feed(self, data: bytes) -> None:
         """Parse `data`; raise ProtocolError if the request must be refused."""
@@ -193,10 +198,11 @@ class RequestParser:
         self._head_began = False
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as upgrade:
             # CONNECT or Upgrade: llhttp ended the message at the head. The
-            # bytes after it belong to another protocol, which we do not
-            # speak, so the connection ends after this response.
+            # bytes after it belong to another protocol: kept for it (a
+            # WebSocket), or dropped with the connection after the response.
+            self.upgrade_rest = data[upgrade.args[0]:]
             if self._unreported is not None:  # (on_message_complete reported it)
                 self._report()
             self.state = CLOSED

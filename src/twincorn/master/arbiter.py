@@ -367,6 +367,7 @@ class Arbiter:
         record = self.workers.get(pid)
         if record is not None and not record.retiring:
             record.retiring = True
+            record.heartbeat.retire()  # the server carries on: WebSockets get 1012
             self._kill(pid, sig)
 
     def _kill(self, pid: int, sig: int) -> None:

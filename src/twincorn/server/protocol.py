@@ -52,10 +52,12 @@ from typing import IO, TYPE_CHECKING, Any, cast
 from twincorn.http import ParserState, ProtocolError, Request, RequestParser
 from twincorn.http.response import encode_error_response, informational
 from twincorn.server.state import FRESH_SECONDS
+from twincorn.server.websocket import WebSocketConnection
 
 if TYPE_CHECKING:
-    from twincorn.exchange import Exchange
+    from twincorn.exchange import Exchange, WebSocketChannel, WebSocketSession
     from twincorn.server.state import WorkerState
+    from twincorn.ws import Backend
 
 log = logging.getLogger("twincorn.error")
 
@@ -397,6 +399,34 @@ class HttpConnection(asyncio.Protocol):
         self._leave(_CLOSED)
         transport.abort()
 
+    def upgrade(self, backend: Backend, session: WebSocketSession) -> WebSocketChannel:
+        """The current exchange became a WebSocket: hand the socket over to
+        a WebSocketConnection, which takes this one's place among the
+        worker's connections. This object is then done (as if LOST, with
+        no connection_lost to come: asyncio now calls the other)."""
+        transport = self.transport
+        assert transport is not None and self._phase is _OPEN
+        state = self.state
+        ws = WebSocketConnection(state, transport, backend, session, self._write_paused,
+                                 self.client)
+        rest = self.parser.upgrade_rest
+        state.connections.discard(self)
+        self._settled()
+        self._phase = _LOST
+        self._deadline_kind = _NONE
+        self._send_due = 0.0
+        self._current = self._parsing = None
+        self._pending = []
+        self._wake_drainers()
+        self.parser.release()
+        self.transport = None
+        self.adapter_state = None
+        transport.set_protocol(ws)
+        if self._reading_paused:
+            transport.resume_reading()
+        ws.begin(rest)
+        return ws
+
     # -- what the worker asks -----------------------------------------------
 
     def check_deadline(self, now: float) -> bool:
@@ -446,6 +476,10 @@ class HttpConnection(asyncio.Protocol):
             if self._fresh is None:
                 return _TIER + self._since  # connected, and silent since
         return None
+
+    def going_away(self, code: int) -> None:
+        """A graceful stop began. Nothing to do here: the next response says
+        Connection: close, and an idle connection closes at its deadline."""
 
     def shed(self) -> None:
         """Close to make room (WorkerState.make_room chose this one)."""

@@ -9,13 +9,17 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from twincorn.exchange import Adapter
 from twincorn.http import RequestPolicy
+from twincorn.server.websocket import WebSocketTimeouts
 
 if TYPE_CHECKING:
     from twincorn.server.protocol import HttpConnection
+    from twincorn.server.websocket import WebSocketConnection
+
+    Connection: TypeAlias = HttpConnection | WebSocketConnection
 
 log = logging.getLogger("twincorn.error")
 
@@ -51,13 +55,15 @@ class WorkerState:
     adapter: Adapter
     policy: RequestPolicy
     timeouts: Timeouts = field(default_factory=Timeouts)
+    websocket: WebSocketTimeouts = field(default_factory=WebSocketTimeouts)
     server_header: bytes = b"twincorn"
     max_connections: int = 1000
     drain_limit: int = 1 << 20  # unread body bytes discarded before closing
     max_pipeline: int = 32  # parsed requests queued before reading pauses
     #: Called with (connection, exchange, seconds) after each response.
     access_log: Callable[..., None] | None = None
-    connections: set[HttpConnection] = field(default_factory=set)
+    #: Every open connection: HTTP, and the WebSockets they became.
+    connections: set[Connection] = field(default_factory=set)
     #: Connections on their way out (closing, or closed and not yet lost):
     #: they no longer count against max_connections.
     leaving: int = 0
@@ -86,7 +92,7 @@ class WorkerState:
         self.now = now
         self._sweep_from(iter(list(self.connections)), now)
 
-    def _sweep_from(self, rest: Iterator[HttpConnection], now: float) -> None:
+    def _sweep_from(self, rest: Iterator[Connection], now: float) -> None:
         acted = 0
         for conn in rest:
             if conn.check_deadline(now):

@@ -15,6 +15,7 @@ from typing import Any
 
 from twincorn import __version__, logs, trace
 from twincorn.asgi import ASGIAdapter, ASGIExchange, LifespanFailure
+from twincorn.asgi_websocket import WebSocketExchange, WebSocketOptions
 from twincorn.config import Config
 from twincorn.exchange import SERVING, Adapter
 from twincorn.importer import AppLoadError, app_label, load
@@ -23,6 +24,14 @@ from twincorn.server.listener import Listener, describe, raise_descriptor_limit
 from twincorn.server.protocol import HttpConnection
 from twincorn.server.recycle import Recycler
 from twincorn.server.state import Timeouts, WorkerState
+from twincorn.server.websocket import WebSocketTimeouts
+from twincorn.ws.core import (
+    CLOSE_GOING_AWAY,
+    CLOSE_SERVICE_RESTART,
+    Limits,
+    opener,
+    resolve,
+)
 from twincorn.wsgi import WSGIAdapter
 
 log = logging.getLogger("twincorn.error")
@@ -63,6 +72,7 @@ class Worker:
         heartbeat: Callable[[], None] | None = None,
         parent_pid: int | None = None,
         ask_replacement: Callable[[], None] | None = None,
+        replaced: Callable[[], bool] | None = None,
     ) -> None:
         self.config = config
         self.app = app
@@ -76,6 +86,9 @@ class Worker:
         #: stop at once (no master: None, the worker stops by itself).
         self.ask_replacement = ask_replacement
         self._replacement_asked = 0.0
+        #: True if the master stops this worker while the server carries on
+        #: (a reload, fewer workers, recycling), read when the stop begins.
+        self.replaced = replaced or (lambda: False)
         self.stopped = asyncio.Event()
         self.quick = False
         self.recycler = Recycler.jittered(
@@ -88,7 +101,7 @@ class Worker:
         if interface == "asgi":
             adapter = ASGIAdapter(
                 app, loop, root_path=config.root_path, server_header=server_header,
-                lifespan=config.lifespan,
+                lifespan=config.lifespan, websocket=websocket_options(config),
             )
         else:
             adapter = WSGIAdapter(
@@ -106,6 +119,9 @@ class Worker:
                 request_body=config.timeout_request_body,
                 send=config.timeout_send,
                 min_body_rate=config.min_request_body_rate,
+            ),
+            websocket=WebSocketTimeouts(
+                ping_interval=config.ws_ping_interval, ping_timeout=config.ws_ping_timeout,
             ),
             server_header=server_header,
             max_connections=config.worker_connections,
@@ -209,7 +225,12 @@ class Worker:
         await self.listener.settle()
         # Nothing is cut here (docs/processes.md, "Restarts lose nothing"):
         # each connection's next response says Connection: close, and an idle
-        # one is closed when its keep-alive deadline passes, as always.
+        # one is closed when its keep-alive deadline passes, as always. An
+        # open WebSocket is sent a close frame: 1012 (service restart) when
+        # the server carries on without this worker, 1001 (going away) else.
+        code = CLOSE_SERVICE_RESTART if self.replaced() else CLOSE_GOING_AWAY
+        for conn in list(state.connections):
+            conn.going_away(code)
         deadline = self.loop.time() + (0 if self.quick else self.config.graceful_timeout)
         while state.connections and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
@@ -236,7 +257,24 @@ class Worker:
 #: a file being sent (WSGI's file_wrapper).
 _OWN_TASKS = (
     ASGIExchange._run.__code__, Listener._connect.__code__, HttpConnection.sendfile.__code__,
+    WebSocketExchange._run.__code__,
 )
+
+
+def websocket_options(config: Config) -> WebSocketOptions | None:
+    """What the ASGI adapter needs of the --ws-* settings; None for --ws none
+    (or auto with neither library installed)."""
+    backend = resolve(config.ws.removesuffix("-sansio"))
+    if backend == "none":
+        return None
+    return WebSocketOptions(
+        backend=backend,
+        open=opener(backend),
+        limits=Limits(max_size=config.ws_max_size or None,
+                      per_message_deflate=config.ws_per_message_deflate),
+        max_queue=max(1, config.ws_max_queue),
+        handshake_timeout=config.ws_handshake_timeout,
+    )
 
 
 def settle_memory() -> None:
@@ -262,6 +300,7 @@ def run_worker(
     heartbeat: Callable[[], None] | None = None,
     parent_pid: int | None = None,
     ask_replacement: Callable[[], None] | None = None,
+    replaced: Callable[[], bool] | None = None,
 ) -> int:
     """Load the application (unless given) and run one worker on a new
     event loop until it stops; its exit status (1 if the app did not load)."""
@@ -285,7 +324,7 @@ def run_worker(
     )
     try:
         worker = Worker(config, app, interface, sockets, loop, label, heartbeat, parent_pid,
-                        ask_replacement)
+                        ask_replacement, replaced)
         install_signal_handlers(loop, worker)
         return loop.run_until_complete(worker.run())
     finally:

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from importlib.metadata import version
+from typing import cast
 
 Echo = Callable[[], None]
 
@@ -39,7 +40,7 @@ def client_frame(payload: bytes, binary: bool) -> bytes:
 
 def websockets_echo(payload: bytes, binary: bool) -> Echo:
     from websockets.datastructures import Headers
-    from websockets.frames import Opcode
+    from websockets.frames import Frame, Opcode
     from websockets.http11 import Request
     from websockets.server import ServerProtocol
 
@@ -53,7 +54,7 @@ def websockets_echo(payload: bytes, binary: bool) -> Echo:
 
     def echo() -> None:
         protocol.receive_data(wire)
-        for frame in protocol.events_received():
+        for frame in cast("list[Frame]", protocol.events_received()):
             if frame.opcode is Opcode.TEXT:
                 protocol.send_text(frame.data)
             else:
@@ -66,7 +67,7 @@ def websockets_echo(payload: bytes, binary: bool) -> Echo:
 
 def wsproto_echo(payload: bytes, binary: bool) -> Echo:
     from wsproto import ConnectionType, WSConnection
-    from wsproto.events import AcceptConnection, BytesMessage, Message, Request, TextMessage
+    from wsproto.events import AcceptConnection, BytesMessage, Request, TextMessage
 
     connection = WSConnection(ConnectionType.SERVER)
     connection.receive_data(
@@ -81,9 +82,8 @@ def wsproto_echo(payload: bytes, binary: bool) -> Echo:
     def echo() -> None:
         connection.receive_data(wire)
         for event in connection.events():
-            if isinstance(event, (TextMessage, BytesMessage)):
-                message: Message[object] = event
-                connection.send(message)
+            if isinstance(event, TextMessage | BytesMessage):
+                connection.send(event)
 
     return echo
 
@@ -120,7 +120,8 @@ def main() -> None:
     print(f"Python {platform.python_version()}; websockets {version('websockets')}, "
           f"wsproto {version('wsproto')}; {args.rounds} rounds of {args.seconds:g} s each")
     print()
-    print("| message | websockets µs/echo | wsproto µs/echo | wsproto / websockets (median, range) |")
+    print("| message | websockets µs/echo | wsproto µs/echo "
+          "| wsproto / websockets (median, range) |")
     print("|---|---:|---:|---|")
     for label, payload, binary in cases:
         times: dict[str, list[float]] = {name: [] for name in LIBRARIES}

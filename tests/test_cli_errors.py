@@ -54,7 +54,7 @@ def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         (["serve", "--wrokers", "2"], ["unknown flag --wrokers; did you mean --workers?"]),
         (["serve", "--thread", "2"], ["did you mean --threads?"]),  # no abbreviations
         (["serve", "--keep-aliv", "2"], ["did you mean --timeout-keep-alive?"]),
-        (["serve", "--ws", "auto", "x:app"], ["--ws is uvicorn's", "WebSockets are not yet"]),
+        (["serve", "--ws", "websocket", "x:app"], ["--ws", "'websocket'", "wsproto"]),
         (["serve", "--uds", "/tmp/s", "x:app"], ["twincorn spells it -b unix:PATH"]),
         (["serve", "-k", "gevent", "x:app"], ["-k is gunicorn's", "leave -k out"]),
         (["serve", "--daemon", "x:app"], ["--daemon is gunicorn's", "systemd"]),

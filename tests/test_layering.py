@@ -13,8 +13,11 @@ ALLOWED = {
     # The WebSocket core: like http/, no I/O; it may read an HTTP Request.
     "ws": {"twincorn.http", "twincorn.ws"},
     "exchange.py": {"twincorn.http", "twincorn.ws"},
-    "asgi.py": {"twincorn.http", "twincorn.exchange", "twincorn.asgi_websocket", "twincorn.ws"},
-    "asgi_websocket.py": {"twincorn.http", "twincorn.exchange", "twincorn.ws"},
+    "asgi_spec.py": set(),
+    "asgi.py": {"twincorn.http", "twincorn.exchange", "twincorn.asgi_spec",
+                "twincorn.asgi_websocket", "twincorn.ws"},
+    "asgi_websocket.py": {"twincorn.http", "twincorn.exchange", "twincorn.asgi_spec",
+                          "twincorn.ws", "twincorn.asgi"},  # asgi: for its type only
     "wsgi.py": {"twincorn.http", "twincorn.exchange"},
     "logs.py": {"twincorn.exchange", "twincorn.http"},
     "importer.py": {"twincorn.config", "twincorn.app_source"},  # config for its type only
@@ -33,8 +36,8 @@ ALLOWED = {
     "lab": {"twincorn", "twincorn.lab", "twincorn.load", "twincorn.extras"},
     # The fakes for driving a connection without sockets: above the server,
     # and nothing in the package imports them.
-    "testing.py": {"twincorn.asgi", "twincorn.wsgi", "twincorn.exchange", "twincorn.http",
-                   "twincorn.server"},
+    "testing.py": {"twincorn.asgi", "twincorn.asgi_websocket", "twincorn.wsgi",
+                   "twincorn.exchange", "twincorn.http", "twincorn.server", "twincorn.ws"},
 }
 
 

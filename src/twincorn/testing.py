@@ -33,6 +33,7 @@ from typing import IO, Any
 import httptools
 
 from twincorn.asgi import ASGIAdapter
+from twincorn.asgi_websocket import WebSocketOptions
 from twincorn.exchange import Adapter, WebSocketSession
 from twincorn.http import Request, RequestPolicy
 from twincorn.server.protocol import Deadline, HttpConnection, Phase
@@ -52,6 +53,7 @@ class FakeTransport:
         self.reading = True
         self.buffered = 0  # bytes "not yet sent": fill() sets it
         self.sock = sock  # a real socket for get_extra_info("socket"), if any
+        self.protocol: Any = None  # who gets the bytes (set_protocol: a WebSocket)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {
@@ -89,6 +91,12 @@ class FakeTransport:
     def get_write_buffer_size(self) -> int:
         return self.buffered
 
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> Any:
+        return self.protocol
+
 
 class Link:
     """One connection, driven from the client's side."""
@@ -97,6 +105,7 @@ class Link:
         self.worker = worker
         self.transport = FakeTransport(sock)
         self.conn = HttpConnection(worker.state)
+        self.transport.protocol = self.conn
         self.conn.connection_made(self.transport)  # type: ignore[arg-type]
         self.lost = False
         self._inbox: list[bytes] = []  # sent, not yet read by the server
@@ -124,12 +133,12 @@ class Link:
         """Deliver what waits while the server reads (FakeWorker.run calls it)."""
         while self._inbox and self.transport.reading and not self.lost \
                 and not self.transport.closing:
-            self.conn.data_received(self._inbox.pop(0))
+            self.transport.protocol.data_received(self._inbox.pop(0))
             self.worker.turn()
         if self._fin and not self._inbox and self.transport.reading and not self.lost \
                 and not self.transport.closing:
             self._fin = False
-            self.conn.eof_received()
+            self.transport.protocol.eof_received()
         self.worker.turn()
 
     def reset(self) -> None:
@@ -139,20 +148,20 @@ class Link:
     def fill(self) -> None:
         """The client stops reading: the socket's buffer fills up."""
         self.transport.buffered = 1 << 20
-        self.conn.pause_writing()
+        self.transport.protocol.pause_writing()
         self.worker.run()
 
     def drain(self) -> None:
         """The client reads again: the buffer empties."""
         self.transport.buffered = 0
-        self.conn.resume_writing()
+        self.transport.protocol.resume_writing()
         self.worker.run()
 
     def lose(self, exc: Exception | None = None) -> None:
         """The network delivers connection_lost (after a close, or a reset)."""
         if not self.lost:
             self.lost = True
-            self.conn.connection_lost(exc)
+            self.transport.protocol.connection_lost(exc)
             self.worker.links.remove(self)
             self.worker.run()
 
@@ -187,11 +196,12 @@ class FakeWorker:
     """One worker's state over a real loop, with the clock in the test's hands."""
 
     def __init__(self, app: Callable[..., Any], interface: str, *, threads: int = 1,
-                 **settings: Any) -> None:
+                 ws: WebSocketOptions | None = None, **settings: Any) -> None:
         self.loop = asyncio.new_event_loop()
         adapter: Adapter
         if interface == "asgi":
-            adapter = ASGIAdapter(app, self.loop, server_header=b"twincorn", lifespan="off")
+            adapter = ASGIAdapter(app, self.loop, server_header=b"twincorn", lifespan="off",
+                                  websocket=ws)
         else:
             adapter = WSGIAdapter(app, self.loop, threads=threads, server_header=b"twincorn")
         self.adapter = adapter

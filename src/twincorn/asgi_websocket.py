@@ -299,7 +299,8 @@ class WebSocketExchange:
             writer = ResponseWriter(message["status"], message.get("headers") or (),
                                     self.request, self.adapter.server_header, False)
         except ResponseError as exc:
-            log.error("response refused: %s, serving %s", exc, RequestLine(self.request))
+            log.error("response refused: %s, serving WebSocket %s", exc,
+                      RequestLine(self.request))
             self._deny(500)
             raise
         self._writer = writer
@@ -324,7 +325,7 @@ class WebSocketExchange:
         self._deadline = None
         if self.phase is _CONNECTING:
             log.warning("the application did not accept the WebSocket within %g s, "
-                        "serving %s: 503", self.options.handshake_timeout,
+                        "serving WebSocket %s: 503", self.options.handshake_timeout,
                         RequestLine(self.request))
             self._deny(503, "the application did not answer the WebSocket in time")
 
@@ -363,12 +364,12 @@ class WebSocketExchange:
     def _app_returned(self) -> None:
         phase = self.phase
         if phase is _CONNECTING:
-            log.error("ASGI application returned without accepting or closing the "
-                      "WebSocket, serving %s", RequestLine(self.request))
+            log.error("ASGI application returned without accepting or closing, "
+                      "serving WebSocket %s", RequestLine(self.request))
             self._deny(500)
         elif phase is _RESPONDING:
             log.error("ASGI application returned before completing its denial response, "
-                      "serving %s", RequestLine(self.request))
+                      "serving WebSocket %s", RequestLine(self.request))
             self.phase = _DENIED
             self.channel.abort()
         elif phase is _OPEN:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -51,7 +51,8 @@ def turn(loop: asyncio.AbstractEventLoop, times: int = 5) -> None:
 def start(loop: asyncio.AbstractEventLoop, app: Any, request: Request | None = None,
           backend: str = "websockets", **options: Any) -> tuple[WebSocketExchange, FakeChannel]:
     ws = WebSocketOptions(backend=backend, open=opener(backend), limits=Limits(), **options)
-    adapter = ASGIAdapter(app, loop, lifespan="off", server_header=b"twincorn", websocket=ws)
+    adapter = ASGIAdapter(cast(Any, app), loop, lifespan="off", server_header=b"twincorn",
+                          websocket=ws)
     channel = FakeChannel(loop)
     exchange = adapter.new_exchange(request or upgrade_request(), channel)
     assert isinstance(exchange, WebSocketExchange)
@@ -127,7 +128,7 @@ def test_scope_and_accept_with_subprotocol_and_headers(
 def test_scheme_is_wss_over_tls(loop: asyncio.AbstractEventLoop) -> None:
     app = Script(ACCEPT)
     ws = WebSocketOptions(backend="websockets", open=opener("websockets"), limits=Limits())
-    adapter = ASGIAdapter(app, loop, lifespan="off", websocket=ws)
+    adapter = ASGIAdapter(cast(Any, app), loop, lifespan="off", websocket=ws)
     channel = FakeChannel(loop)
     channel.scheme = "https"
     adapter.new_exchange(upgrade_request(), channel).start()
@@ -139,7 +140,7 @@ def test_invalid_handshake_is_refused_before_the_app(loop: asyncio.AbstractEvent
     app = Script(ACCEPT)
     request = upgrade_request()
     request.headers = [h for h in request.headers if h[0] != b"sec-websocket-version"]
-    exchange, channel = start(loop, app, request)
+    _, channel = start(loop, app, request)
     response = parse_responses(bytes(channel.written))[0]
     assert response.status == 400 and b"Sec-WebSocket-Version" in response.body
     assert channel.completed == [False] and app.got == []
@@ -174,8 +175,7 @@ def test_the_apps_own_denial_response(loop: asyncio.AbstractEventLoop) -> None:
 def test_no_answer_is_500(loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture,
                           sends: tuple[dict[str, Any], ...], status: int) -> None:
     app = Script(*sends)
-    start(loop, app)
-    exchange, channel = start(loop, app)
+    _, channel = start(loop, app)
     assert parse_responses(bytes(channel.written))[0].status == status
     assert "serving WebSocket GET /chat?room=1" in caplog.text
 
@@ -348,7 +348,7 @@ def test_send_waits_while_the_socket_is_full(loop: asyncio.AbstractEventLoop) ->
     app = Script(ACCEPT, {"type": "websocket.send", "text": "a"},
                  {"type": "websocket.send", "text": "b"}, receives=2)
     ws = WebSocketOptions(backend="websockets", open=opener("websockets"), limits=Limits())
-    adapter = ASGIAdapter(app, loop, lifespan="off", websocket=ws)
+    adapter = ASGIAdapter(cast(Any, app), loop, lifespan="off", websocket=ws)
     channel = FakeChannel(loop)
     real_upgrade = channel.upgrade
 
@@ -377,7 +377,7 @@ def test_a_plain_upgrade_is_http_without_websocket_support(
         await send({"type": "http.response.start", "status": 426, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    adapter = ASGIAdapter(app, loop, lifespan="off", websocket=None)  # --ws none
+    adapter = ASGIAdapter(cast(Any, app), loop, lifespan="off", websocket=None)  # --ws none
     channel = FakeChannel(loop)
     adapter.new_exchange(upgrade_request(), channel).start()
     turn(loop)

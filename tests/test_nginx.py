@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import socket
@@ -45,6 +46,17 @@ http {{
 def request(port: int, raw: bytes, half_close: bool = False) -> bytes:
     # nginx takes a half-closed client for gone (499), unless it refuses anyway.
     return exchange(port, raw, shutdown=half_close, timeout=10)
+
+
+async def websocket_talk(port: int) -> list[str | bytes]:
+    from websockets.asyncio.client import connect
+
+    got: list[str | bytes] = []
+    async with connect(f"ws://127.0.0.1:{port}/chat") as ws:
+        for message in ("one", "two", b"\x00" * 70000):
+            await ws.send(message)
+            got.append(await ws.recv())
+    return got
 
 
 def test_nginx_in_front_of_twincorn(tmp_path: Path) -> None:
@@ -91,6 +103,12 @@ def test_nginx_in_front_of_twincorn(tmp_path: Path) -> None:
         answer = request(port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n"
                                b"Connection: close\r\n\r\n", half_close=True)
         assert answer.startswith(b"HTTP/1.1 413")
+        # A WebSocket through nginx, and plain requests after it on the
+        # upstream's kept-alive connections.
+        assert asyncio.run(asyncio.wait_for(websocket_talk(port), 15)) == [
+            "ws:one", "ws:two", b"\x00" * 70000]
+        answer = request(port, b"GET /one HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"single")
     finally:
         if nginx is not None:
             nginx.send_signal(signal.SIGQUIT)

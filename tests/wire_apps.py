@@ -118,6 +118,9 @@ async def _body(send: Any, data: bytes, more: bool = False) -> None:
 
 
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "websocket":
+        await _websocket_echo(scope, receive, send)
+        return
     if scope["type"] != "http":
         return
     path: str = scope["path"]
@@ -170,3 +173,17 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     else:
         await _start(send, 404, text)
         await _body(send, b"not found")
+
+
+async def _websocket_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echo each message, prefixed by the scheme and client the app saw."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": f"{scope['scheme']}:{message['text']}"})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})

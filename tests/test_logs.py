@@ -76,6 +76,33 @@ def test_timing_atoms_and_missing_header(access_lines: list[str]) -> None:
     assert float(decimal) < 1 and referer == "-" and pid.startswith("<")
 
 
+def test_a_websocket_gets_one_line_when_it_closes(access_lines: list[str]) -> None:
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    from ws_apps import echo
+
+    async def talk(port: int) -> None:
+        async with connect(f"ws://127.0.0.1:{port}/chat?x=1", compression=None) as ws:
+            await ws.send("hello")  # 5 bytes in
+            await ws.recv()
+
+    fmt = '"%(r)s" %(s)s %(b)s %(I)s %(M)s'
+    with RunningServer(echo, access_log=True, access_log_format=fmt, lifespan="off") as server:
+        asyncio.run(asyncio.wait_for(talk(server.port), 10))
+        for _ in range(100):  # the line is written when the server sees the socket close
+            if access_lines:
+                break
+            asyncio.run(asyncio.sleep(0.02))
+    (line,) = access_lines
+    request, status, sent, received, millis = line.rsplit(" ", 4)
+    assert request == '"GET /chat?x=1 HTTP/1.1"' and status == "101"
+    # The frames each way: the echo (2 + 5) and the close (2 + 2) out; the
+    # client's masked message (6 + 5) and close (6 + 2) in.
+    assert (sent, received) == ("11", "19") and int(millis) < 10_000
+
+
 def test_no_access_log(access_lines: list[str]) -> None:
     with RunningServer(asgi_echo, access_log=False) as server:
         exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")

@@ -99,8 +99,8 @@ class WebSocketExchange:
         self.channel = channel
         self.options = options
         self.status = 0  # 101 once accepted; the HTTP status of a denial
-        self.bytes_sent = 0  # of the denial's body; frames: see on_finished
-        self.bytes_received = 0
+        self.bytes_sent = 0  # of the denial's body; once open, of the frames sent
+        self.bytes_received = 0  # of the frames received (on_finished)
         self.phase = _CONNECTING
         self._backend: Backend | None = None
         self._socket: WebSocketChannel | None = None
@@ -172,7 +172,6 @@ class WebSocketExchange:
     # -- WebSocketSession (called by server/websocket.py, once open) -------
 
     def on_message(self, data: str | bytes) -> None:
-        self.bytes_received += len(data)
         queue = self._queue
         queue.append(data)
         if len(queue) >= self.options.max_queue and not self._paused:

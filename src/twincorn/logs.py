@@ -120,6 +120,8 @@ _ATOMS: dict[str, Callable[[_Atoms], str]] = {
     "D": lambda a: str(int(a.seconds * 1_000_000)),
     "L": lambda a: f"{a.seconds:.6f}",
     "p": lambda a: f"<{os.getpid()}>",
+    # WebSockets: bytes of the frames received (b and B: sent); "-" for HTTP.
+    "I": lambda a: str(getattr(a.exchange, "bytes_received", "-")),
 }
 
 

@@ -104,6 +104,7 @@ class WebSocketConnection(asyncio.Protocol):
         backend) and read what the client sent after its handshake."""
         self.state.connections.add(self)
         self._flush()
+        self.bytes_out = 0  # frames only, each way (the access log's %(b)s and %(I)s)
         if rest:
             self.data_received(rest)
 

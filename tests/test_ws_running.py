@@ -74,6 +74,18 @@ def test_fastapi_endpoint() -> None:
     assert answer == {"item_id": 7, "q": "x", "got": {"n": 1}} and code == 1000
 
 
+def test_django_channels_consumer() -> None:
+    pytest.importorskip("channels", reason="pip install channels")
+
+    async def talk(url: str) -> str:
+        async with connect(url) as ws:
+            await ws.send("hello")
+            return str(await ws.recv())
+
+    with RunningServer(ws_apps.channels_app(), lifespan="off") as server:
+        assert run(talk(ws_url(server, "/ws/lobby/"))) == "lobby: hello"
+
+
 def test_a_big_message_compressed_or_not() -> None:
     async def echo(url: str, compression: str | None) -> int:
         async with connect(url, compression=compression, max_size=None) as ws:

@@ -72,3 +72,29 @@ def fastapi_app() -> Any:
         await websocket.close()
 
     return app
+
+
+def channels_app() -> Any:
+    """A Django Channels consumer behind Channels' URL router (Django set up
+    with the least settings it needs)."""
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(INSTALLED_APPS=["channels"], ALLOWED_HOSTS=["*"],
+                           SECRET_KEY="tests only")
+        django.setup()
+    from channels.generic.websocket import AsyncWebsocketConsumer
+    from channels.routing import URLRouter
+    from django.urls import path
+
+    class Room(AsyncWebsocketConsumer):  # type: ignore[misc]
+        async def connect(self) -> None:
+            await self.accept()
+
+        async def receive(self, text_data: str | None = None,
+                          bytes_data: bytes | None = None) -> None:
+            room = self.scope["url_route"]["kwargs"]["room"]
+            await self.send(text_data=f"{room}: {text_data}")
+
+    return URLRouter([path("ws/<str:room>/", Room.as_asgi())])

@@ -12,6 +12,7 @@ with its own event loop. The path of the handshake picks what it does:
     /fragments      echo each message in three fragments
     /ping           ping the client (noting the pong), then echo
     /headers        answer each message with the handshake's headers (JSON)
+    /truncate       echo each message less its last byte
 
 It records how each connection ended, as the server saw it (`closes`:
 path, close code, reason), and the pongs that came back (`pongs`).
@@ -139,6 +140,9 @@ class WsServer:
                 continue
             if delay:
                 await asyncio.sleep(delay)
+            if path == "/truncate":
+                await ws.send(message[:-1])
+                continue
             if path == "/fragments":
                 third = max(1, len(message) // 3)
                 await ws.send([message[:third], message[third:2 * third], message[2 * third:]])

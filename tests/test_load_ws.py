@@ -202,6 +202,30 @@ def test_url_mode_open_model(server: WsServer) -> None:
     assert 1 <= data["by_name"]["connect /echo"]["requests"] <= 20
 
 
+def test_open_model_counts_from_the_intended_time(server: WsServer) -> None:
+    """40 round trips a second on one socket whose echo takes 50 ms: they
+    queue, and the corrected latency grows, while each one's own is ~50 ms."""
+    results = load.run(server.url + "/delay/50", rate=40, run_time="1.5s", max_in_flight=1)
+    echo = results.to_dict()["by_name"]["/delay/50"]
+    assert 50 <= echo["latency_uncorrected_ms"]["p50"] <= 80
+    assert echo["latency_ms"]["max"] > 300
+
+
+def test_a_round_trip_left_open_at_close_is_a_failure(server: WsServer) -> None:
+    class Forgetful(User):
+        host = http(server.url)
+
+        @task
+        async def go(self) -> None:
+            async with self.client.websocket("/silent") as ws:
+                await ws.send("anyone?")
+            raise StopUser
+
+    results = load.run(user_classes=[Forgetful], users=1, run_time="0.5s")
+    assert errors(results) == {("/silent", "no reply", "no reply: closed before it came")}
+    assert rows(results)["close /silent"] == (1, 0)
+
+
 def test_url_mode_text_messages_and_fragments(server: WsServer) -> None:
     results = load.run(server.url + "/fragments", message_text="héllo wörld, en trois",
                        users=2, run_time="0.5s")

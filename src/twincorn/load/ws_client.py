@@ -53,7 +53,14 @@ from twincorn.load.connection import RESET, TIMEOUT, RequestError, connect_error
 from twincorn.load.context import WebSocketError
 from twincorn.load.response import Headers
 from twincorn.load.stats import Tally
-from twincorn.load.ws_connection import WS, Message, WsConnection
+from twincorn.load.ws_connection import (
+    CLOSED_BY_SERVER,
+    NO_REPLY,
+    WS,
+    Message,
+    WsConnection,
+    close_text,
+)
 
 if TYPE_CHECKING:
     from twincorn.load.client import HttpClient
@@ -258,7 +265,7 @@ class WebSocket:
         self._closed = True
         self.client.websockets.discard(self)
         stopping = self.context.stopping
-        self._drop_round_trips(None if stopping else "closed before its reply came")
+        self._drop_round_trips(None if stopping else "no reply: closed before it came")
         if conn.lost.done() or not conn.open:  # the server closed it first
             await _wait_for(conn.lost, STOP_CLOSE_SECONDS)
             conn.abort()
@@ -278,6 +285,12 @@ class WebSocket:
             self.context.collector.no_response(tally, error.kind, error.message)
         elif conn.error is not None:
             self.context.collector.no_response(tally, conn.error.kind, conn.error.message)
+        elif (answer := conn.protocol.close_rcvd) and answer.code not in (code, 1000, 1001):
+            # The server usually echoes our code (RFC 6455 section 5.5.1); an
+            # error code instead says something went wrong on its side.
+            self.context.collector.no_response(
+                tally, CLOSED_BY_SERVER,
+                f"closed by the server: {close_text(answer.code, answer.reason)}")
         else:
             self.context.collector.record(tally, int((perf_counter() - started) * 1_000_000), 0)
 
@@ -375,7 +388,7 @@ class WebSocket:
             raise WebSocketError(error.kind, error.message)
         self._failed(self._tally(name, "recv"), error, count=True)
 
-    def _drop_round_trips(self, message: str | None, kind: str = "no reply") -> None:
+    def _drop_round_trips(self, message: str | None, kind: str = NO_REPLY) -> None:
         """Forget the open round trips: failed with `message`, or (None)
         abandoned uncounted, as requests in flight are at the end of a run."""
         while self._open:

@@ -60,6 +60,7 @@ WS = "WS"  # the Type column of every WebSocket row in the statistics
 HANDSHAKE = "handshake refused"
 CLOSED_BY_SERVER = "closed by the server"
 MISMATCH = "echo mismatch"
+NO_REPLY = "no reply"  # a round trip left open when its socket was closed
 
 Message = str | bytes
 # Messages received and not yet read, beyond which reading pauses (the

@@ -172,6 +172,27 @@ def test_websocket_error_can_be_caught(server: WsServer) -> None:
     assert rows(results)["close /silent"] == (1, 0)
 
 
+def test_a_block_cut_by_the_end_of_the_run_closes_with_1000(server: WsServer) -> None:
+    """The run ends while each user waits inside `async with` for a reply
+    that never comes: the block's exit sends 1000, nothing is counted failed,
+    and the waiting round trips are reported unfinished."""
+
+    class Waiting(User):
+        host = http(server.url)
+
+        @task
+        async def go(self) -> None:
+            async with self.client.websocket("/silent") as ws:
+                await ws.send("hello?")
+                await ws.receive()
+
+    results = load.run(user_classes=[Waiting], users=2, run_time="0.5s")
+    assert results.failures == 0 and results.unfinished == 2
+    assert "close /silent" not in rows(results)
+    server.wait_closes(2)
+    assert server.closes == [("/silent", 1000, "")] * 2
+
+
 # -- the URL mode ------------------------------------------------------------------------
 
 

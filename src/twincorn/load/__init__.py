@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from twincorn.load.context import ResponseError, StopUser
+from twincorn.load.context import ResponseError, StopUser, WebSocketError
 from twincorn.load.users import (
     User,
     between,
@@ -60,6 +60,7 @@ __all__ = [
     "Scenario",
     "StopUser",
     "User",
+    "WebSocketError",
     "between",
     "constant",
     "constant_pacing",

@@ -33,7 +33,8 @@ def resolve_scenario(plan: LoadPlan, reports: Reports) -> Scenario | None:
     if reports.scenario:
         return from_file(reports.scenario)
     if plan.url:
-        return from_url(plan.url, plan.method, plan.header, plan.body)
+        return from_url(plan.url, plan.method, plan.header, plan.body,
+                            plan.message_size, plan.message_text)
     return None
 
 

@@ -18,6 +18,8 @@ examples:
   twincorn load http://127.0.0.1:8000/ -u 50 -t 30s         closed model, 50 users
   twincorn load http://127.0.0.1:8000/ --rate 2000 -t 1m    open model, 2000 req/s
   twincorn load -f examples/loadtest.py -H http://127.0.0.1:8000 -u 10 -r 2 -t 2m
+  twincorn load ws://127.0.0.1:8000/echo --message-size 64 -u 100 -t 10s
+                                                          WebSocket echo round trips
   twincorn load http://127.0.0.1:8000/ -t 30s --json out.json --csv out \\
       --fail-on 'p99>500ms' --fail-on 'error_rate>1%'
   twincorn load --web                                     the web UI on :8089
@@ -31,11 +33,11 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Add the `load` subcommand to the main parser's subparsers."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "load",
-        help="load-test an HTTP server (Locust's users, wrk2's constant rate)",
-        description="Load-test an HTTP server: a URL, or a scenario file of async User\n"
-        "classes (a locustfile). Closed model with -u/-r (Locust's), open model with\n"
-        "--rate (wrk2's, k6's; latency corrected for coordinated omission). Coming\n"
-        "from Locust: docs/load.md#from-locust.",
+        help="load-test an HTTP or WebSocket server (Locust's users, wrk2's constant rate)",
+        description="Load-test an HTTP or WebSocket server: a URL (a ws:// one for echo\n"
+        "round trips), or a scenario file of async User classes (a locustfile). Closed\n"
+        "model with -u/-r (Locust's), open model with --rate (wrk2's, k6's; latency\n"
+        "corrected for coordinated omission). Coming from Locust: docs/load.md#from-locust.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -24,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 import ssl
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from time import perf_counter
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from twincorn.load.connection import (
@@ -41,6 +41,9 @@ from twincorn.load.connection import (
 )
 from twincorn.load.context import NotAwaited, ResponseError, RunContext
 from twincorn.load.response import Response
+
+if TYPE_CHECKING:
+    from twincorn.load.ws_client import WebSocket, WebSocketContext
 
 USER_AGENT = "twincorn-load/0.1"
 # Methods that may be sent again when a reused connection turns out to have
@@ -199,6 +202,7 @@ class HttpClient:
         self._heads: dict[tuple[Any, ...], bytes] = {}
         self._targets: dict[str, tuple[str, str, tuple[str, str, int], str]] = {}
         self._ssl: ssl.SSLContext | None = None
+        self.websockets: set[WebSocket] = set()  # open, made by websocket() (ws_client.py)
         # Requests made and dropped without being awaited, since the driver
         # last looked (take_not_awaited), and the last of them.
         self.dropped_requests = 0
@@ -256,12 +260,32 @@ class HttpClient:
     def options(self, url: str, **kwargs: Any) -> RequestContext:
         return self.request("OPTIONS", url, **kwargs)
 
+    def websocket(
+        self,
+        url: str,
+        *,
+        subprotocols: Sequence[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        name: str | None = None,
+        timeout: float | None = None,
+    ) -> WebSocketContext:
+        """A WebSocket to `url` (relative to the host; http becomes ws):
+        `async with` it, or await it (see ws_client.py)."""
+        from twincorn.load.ws_client import WebSocketContext, ws_url
+
+        ws_url(self.base_url, url)  # a URL that cannot be opened fails here, in the task
+        return WebSocketContext(self, url, name or url, subprotocols, headers, timeout)
+
     def not_awaited(self, request: _Request) -> None:
         """A request of this client was dropped unsent (RequestContext.__del__)."""
-        self.dropped_requests += 1
         parts = urlsplit(request.url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        self.last_dropped = f"self.client.{request.method.lower()}({target!r})"
+        self.dropped_unsent(f"self.client.{request.method.lower()}({target!r})")
+
+    def dropped_unsent(self, call: str) -> None:
+        """`call` (as the scenario wrote it) was made and never awaited."""
+        self.dropped_requests += 1
+        self.last_dropped = call
 
     def take_not_awaited(self) -> NotAwaited | None:
         """What was dropped unsent since the last call, as a NotAwaited (or None)."""
@@ -277,13 +301,32 @@ class HttpClient:
         )
 
     def in_flight_since(self) -> list[float]:
-        """When (perf_counter) each request now in flight was sent."""
-        return [c.sent_at for c in self._connections.values() if c.busy]
+        """When (perf_counter) each request (or WebSocket round trip) now in
+        flight was sent."""
+        sent = [c.sent_at for c in self._connections.values() if c.busy]
+        for ws in self.websockets:
+            sent += ws.in_flight_since()
+        return sent
+
+    async def close_websockets(self) -> None:
+        """Close the WebSockets still open (the run ends): a close frame
+        each, and the servers' answers awaited a moment."""
+        if self.websockets:
+            await asyncio.gather(*(ws.close() for ws in list(self.websockets)))
 
     def close(self) -> None:
         for conn in self._connections.values():
             conn.abort()
         self._connections.clear()
+        for ws in list(self.websockets):
+            ws.abort()
+        self.websockets.clear()
+
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context of https:// and wss:// (the system's defaults)."""
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
 
     # -- encoding ------------------------------------------------------------------
 
@@ -434,15 +477,13 @@ class HttpClient:
         scheme, host, port = origin
         loop = self.loop
         timeout = self.context.connect_timeout
-        if scheme == "https" and self._ssl is None:
-            self._ssl = ssl.create_default_context()
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await loop.create_connection(
                     lambda: ClientConnection(loop),
                     host,
                     port,
-                    ssl=self._ssl if scheme == "https" else None,
+                    ssl=self.tls() if scheme == "https" else None,
                 )
         except (OSError, TimeoutError) as exc:
             return None, connect_error(exc, timeout)

@@ -30,6 +30,18 @@ class ResponseError(Exception):
     the request failed with this message (the exception goes no further)."""
 
 
+class WebSocketError(Exception):
+    """A WebSocket step that could not complete (handshake refused, closed
+    by the server, timeout, reset, protocol error). Raised after it was
+    counted as a failure of its row, so the driver does not count it again
+    as the task's exception; catch it to go on with the task."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
 @dataclass
 class RunContext:
     """One load process's shared state: where requests are recorded, how

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from twincorn.load.arrivals import ArrivalClock, ramp
 from twincorn.load.client import HttpClient
 from twincorn.load.connection import DROPPED
-from twincorn.load.context import RunContext, RunExhausted, StopUser
+from twincorn.load.context import RunContext, RunExhausted, StopUser, WebSocketError
 from twincorn.load.plan import LoadPlan
 from twincorn.load.scenario import Scenario
 from twincorn.load.users import User, interleave, task_name
@@ -84,6 +84,8 @@ class UserDriver:
             await func(user)
         except StopUser:
             return False
+        except WebSocketError:
+            pass  # counted already, as a failure of its row (ws_client.py)
         except Exception as exc:
             collector.exception(task_name(type(user), func), exc)
         finally:
@@ -98,6 +100,8 @@ class UserDriver:
             await user.on_start()
         except StopUser:
             return False
+        except WebSocketError:
+            pass  # counted already, as a failure of its row (ws_client.py)
         except Exception as exc:
             self.context.collector.exception(where, exc)
         finally:
@@ -144,13 +148,18 @@ class UserDriver:
             try:
                 async with asyncio.timeout(_ON_STOP_SECONDS):
                     for outcome in await results:
-                        if isinstance(outcome, Exception):
+                        if isinstance(outcome, Exception) and not isinstance(
+                            outcome, WebSocketError
+                        ):
                             self.context.collector.exception("on_stop", outcome)
             except TimeoutError:
                 pass
             for user in handlers:
                 self.not_awaited(user, f"{type(user).__name__}.on_stop")
         self.context.stopping = True
+        # WebSockets left open get a close frame (1000), and their servers a
+        # moment to answer (ws_client.py bounds it), all at once.
+        await asyncio.gather(*(u.client.close_websockets() for u in self.all_users))
         for user in self.all_users:
             user.client.close()
 

@@ -61,6 +61,18 @@ def parse_duration(text: str) -> float:
         raise PlanError(str(exc)) from None
 
 
+DEFAULT_MESSAGE_SIZE = 64  # bytes: the WebSocket echo's message, as the peers' benchmarks send
+MAX_MESSAGE_SIZE = 64 << 20
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "64", "16k", "16KiB", "1m"."""
+    try:
+        return units.parse_size(text)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+
+
 def usable_cpus() -> int:
     """How many CPUs this process may run on."""
     if hasattr(os, "sched_getaffinity"):
@@ -95,7 +107,8 @@ class LoadPlan:
 
     url: str | None = option(
         None,
-        "Where to send load. With no scenario file, each user GETs this URL "
+        "Where to send load. With no scenario file, each user GETs this URL, "
+        "or, for a ws:// or wss:// URL, makes echo round trips on a WebSocket "
         "(with -f, it is the default host).",
         positional=True,
         metavar="URL",
@@ -193,7 +206,8 @@ class LoadPlan:
     )
     timeout: float = option(
         60.0,
-        "How long a response may take, from sending the request (a timeout failure).",
+        "How long a response may take, from sending the request (a timeout failure); "
+        "also a WebSocket's handshake, receive() and close.",
         parse=parse_duration,
         section="requests",
         metavar="TIME",
@@ -214,6 +228,21 @@ class LoadPlan:
         None,
         "Without a scenario file: the request body.",
         section="requests",
+        metavar="TEXT",
+    )
+    # -- WebSocket echo (a ws:// or wss:// URL without a scenario file)
+    message_size: int = option(
+        DEFAULT_MESSAGE_SIZE,
+        "Each message: this many random bytes, sent as one binary frame "
+        "(64, 16KiB, 1m); the echo must come back the same.",
+        parse=parse_size,
+        section="WebSocket echo (a ws:// URL)",
+        metavar="SIZE",
+    )
+    message_text: str | None = option(
+        None,
+        "Send this text, as one text frame, instead of --message-size random bytes.",
+        section="WebSocket echo (a ws:// URL)",
         metavar="TEXT",
     )
     # -- processes
@@ -255,13 +284,33 @@ class LoadPlan:
             raise PlanError("--warmup: must be shorter than --run-time (which includes it)")
         if self.timeout <= 0 or self.connect_timeout <= 0:
             raise PlanError("--timeout, --connect-timeout: must be more than 0")
-        for url in (self.url, self.host):
-            if url is not None:
-                check_url(url)
+        if self.url is not None:
+            check_url(self.url, websocket=True)
+        if self.host is not None:
+            check_url(self.host)
+        self._check_websocket()
         for line in self.header:
             if ":" not in line or not line.split(":", 1)[0].strip():
                 raise PlanError(f"--header: expected 'Name: value', got {line!r}")
         return self
+
+    @property
+    def websocket(self) -> bool:
+        """A ws:// or wss:// URL: the WebSocket echo (without a scenario file)."""
+        return self.url is not None and urlsplit(self.url).scheme in WS_SCHEMES
+
+    def _check_websocket(self) -> None:
+        if self.message_size > MAX_MESSAGE_SIZE:
+            raise PlanError(f"--message-size: at most {units.format_size(MAX_MESSAGE_SIZE)}, "
+                            f"got {self.message_size}")
+        if self.websocket:
+            if self.method.upper() != "GET" or self.body is not None:
+                raise PlanError("--method, --body: not for a ws:// URL (its messages are "
+                                "--message-size bytes or --message-text)")
+            return
+        if self.message_text is not None or self.message_size != DEFAULT_MESSAGE_SIZE:
+            given = "--message-text" if self.message_text is not None else "--message-size"
+            raise PlanError(f"{given}: for a ws:// or wss:// URL only")
 
     def split(self, parts: int) -> list[LoadPlan]:
         """This plan shared between `parts` processes: users, rate, limits."""
@@ -285,10 +334,16 @@ def _share(total: int, parts: int, i: int) -> int:
     return total // parts + (1 if i < total % parts else 0)
 
 
-def check_url(url: str) -> None:
+WS_SCHEMES = ("ws", "wss")
+
+
+def check_url(url: str, websocket: bool = False) -> None:
+    """An http:// or https:// URL (or, with `websocket`, ws:// or wss://)."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PlanError(f"not an http:// or https:// URL: {url!r}")
+    schemes = ("http", "https", *WS_SCHEMES) if websocket else ("http", "https")
+    if parts.scheme not in schemes or not parts.hostname:
+        either = "an http://, https://, ws:// or wss://" if websocket else "an http:// or https://"
+        raise PlanError(f"not {either} URL: {url!r}")
     try:
         parts.port  # noqa: B018  (raises on a bad port)
     except ValueError:

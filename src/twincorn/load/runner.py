@@ -59,7 +59,8 @@ class LoadRun:
         if scenario is None:
             if plan.url is None:
                 raise PlanError("give a URL to load, or a scenario (-f FILE)")
-            scenario = from_url(plan.url, plan.method, plan.header, plan.body)
+            scenario = from_url(plan.url, plan.method, plan.header, plan.body,
+                            plan.message_size, plan.message_text)
         if scenario.builtin is None and not (
             plan.host or plan.url or all(c.host for c in scenario.user_classes)
         ):

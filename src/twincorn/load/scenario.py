@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from twincorn.load import scenario_checks as checks
+from twincorn.load.plan import DEFAULT_MESSAGE_SIZE
 from twincorn.load.users import User, task
 
 Spec = tuple[str, tuple[str, ...]]
@@ -117,9 +118,19 @@ def from_classes(classes: list[type[User]]) -> Scenario:
 
 
 def from_url(
-    url: str, method: str = "GET", headers: tuple[str, ...] = (), body: str | None = None
+    url: str,
+    method: str = "GET",
+    headers: tuple[str, ...] = (),
+    body: str | None = None,
+    message_size: int = DEFAULT_MESSAGE_SIZE,
+    message_text: str | None = None,
 ) -> Scenario:
-    """The no-file scenario: every user sends the same request to `url`."""
+    """The no-file scenario: every user sends the same request to `url`
+    (for a ws:// or wss:// URL, makes echo round trips: ws_echo.py)."""
+    if url.split("://", 1)[0].lower() in ("ws", "wss"):
+        from twincorn.load.ws_echo import echo_scenario
+
+        return echo_scenario(url, message_size, message_text, headers)
     pairs = tuple(
         (name.strip(), value.strip())
         for name, _, value in (line.partition(":") for line in headers)
@@ -160,6 +171,10 @@ def from_spec(spec: Spec) -> Scenario:
         url, method, *headers = args[:cut]
         body = args[cut + 1] or None
         return from_url(url, method, tuple(headers), body)
+    if kind == "ws":
+        from twincorn.load.ws_echo import from_spec_args
+
+        return from_spec_args(args)
     if kind == "classes":
         classes: list[Any] = []
         for name in args:

@@ -35,7 +35,7 @@ GUIDE = "docs/locust.md"
 FIX = "await each request (`await self.client.get(...)`)"
 # The client's methods that make a request (client.py's HttpClient).
 REQUEST_METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "options",
-                             "request"})
+                             "request", "websocket"})
 # Locust's names that twincorn.load has, under their twincorn name (the rest
 # have none: docs/locust.md says what to do instead).
 LOCUST_NAMES = {

@@ -38,7 +38,9 @@ class Tally:
     name: str
     hist: Histogram = field(default_factory=Histogram)  # corrected, in the open model
     uncorrected: Histogram | None = None  # open model: from the actual send
-    no_response: int = 0  # requests without a response (refused, reset, timeout...)
+    # Requests without a latency: no response came (refused, reset, timeout...),
+    # or a WebSocket message counted untimed (sent with reply=False, or pushed).
+    no_response: int = 0
     failures: int = 0
     bytes: int = 0  # response body bytes
 
@@ -192,6 +194,12 @@ class Collector:
         """A request that got no response: counted, failed, no latency."""
         tally.no_response += 1
         self.failure(tally, kind, message)
+
+    def count(self, tally: Tally, size: int = 0) -> None:
+        """A step counted without a latency and without failing (a WebSocket
+        message sent with no reply expected, or received unasked)."""
+        tally.no_response += 1
+        tally.bytes += size
 
     def exception(self, where: str, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"

@@ -161,7 +161,8 @@ def test_invalid_utf8_fails_the_connection_with_1007(loop: asyncio.AbstractEvent
     pair.server.send_frame(Frame(Opcode.TEXT, b"\xff\xfe"))  # not UTF-8
     pair.to_client()
     assert pair.conn.error is not None and pair.conn.error.kind == PROTOCOL
-    assert "not UTF-8" in pair.conn.error.message
+    assert pair.conn.error.message == ("protocol error: invalid UTF-8 in a text message "
+                                       "(closed with 1007)")
     assert pair.conn.next_message() is None
     (frame,) = pair.to_server()
     assert frame.opcode is CLOSE and Close.parse(frame.data).code == 1007

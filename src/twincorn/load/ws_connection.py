@@ -53,6 +53,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 
 from twincorn.load.connection import PROTOCOL, RESET, RequestError, status_message
+from twincorn.ws.core import Assembler, AssemblyError
 
 WS = "WS"  # the Type column of every WebSocket row in the statistics
 # The failure kinds WebSocket adds to connection.py's (refused, reset,
@@ -98,8 +99,9 @@ class WsConnection(asyncio.Protocol):
         self.closed_by_us = False  # we sent the first close frame
         self.started = 0.0  # perf_counter() when the TCP connect began
         self.handshake_done = 0.0  # ...and when the 101 came
-        self._parts: list[bytes] = []  # a fragmented message so far
-        self._text = False  # ...and whether it is text
+        # Fragments into messages, UTF-8 checked as they come: the server's
+        # own Assembler (ws/core.py), one copy of RFC 6455's rules.
+        self._assembler = Assembler(None)
         self._paused = False
 
     # -- what the client calls -------------------------------------------------------
@@ -198,17 +200,18 @@ class WsConnection(asyncio.Protocol):
 
     def _frame(self, frame: Frame, now: float) -> None:
         opcode = frame.opcode
-        if opcode is BINARY or opcode is TEXT:
-            if frame.fin:
-                self._deliver(now, bytes(frame.data), opcode is TEXT)
-            else:
-                self._parts = [bytes(frame.data)]
-                self._text = opcode is TEXT
-        elif opcode is CONT:
-            self._parts.append(bytes(frame.data))
-            if frame.fin:
-                data, self._parts = b"".join(self._parts), []
-                self._deliver(now, data, self._text)
+        if opcode is BINARY or opcode is TEXT or opcode is CONT:
+            text = opcode is TEXT or (opcode is CONT and self._assembler.text)
+            try:
+                message = self._assembler.add(text, bytes(frame.data), frame.fin)
+            except AssemblyError as exc:
+                # RFC 6455 section 8.1: invalid UTF-8 fails the connection with 1007.
+                self.protocol.fail(exc.code, exc.reason)
+                self._fail(RequestError(PROTOCOL, f"protocol error: {exc.reason} (closed "
+                                                  f"with {exc.code})"))
+                return
+            if message is not None:
+                self._deliver(now, message.data)
         elif opcode is CLOSE:
             received = self.protocol.close_rcvd
             if not self.closed_by_us and received is not None and self.error is None:
@@ -218,18 +221,7 @@ class WsConnection(asyncio.Protocol):
                 ))
         # PING: the library has queued the pong (section 5.5.2); _flush writes it.
 
-    def _deliver(self, now: float, data: bytes, text: bool) -> None:
-        if text:
-            try:
-                message: Message = data.decode()
-            except UnicodeDecodeError as exc:
-                # RFC 6455 section 8.1: invalid UTF-8 fails the connection with 1007.
-                self.protocol.fail(1007, "invalid UTF-8")
-                self._fail(RequestError(PROTOCOL, f"protocol error: a text message is not "
-                                                  f"UTF-8 ({exc.reason})"))
-                return
-        else:
-            message = data
+    def _deliver(self, now: float, message: Message) -> None:
         self.messages.append((now, message))
         if len(self.messages) >= MAX_QUEUE and not self._paused and self.transport is not None:
             self._paused = True

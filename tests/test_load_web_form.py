@@ -171,8 +171,8 @@ def test_the_forms_sentences() -> None:
     """What a newcomer reads beside a field (docs/load-web.md quotes them)."""
     assert NO_HOST == "Enter the host to load, e.g. http://127.0.0.1:8000"
     assert hint("users") == "Enter the number of users: a whole number, 1 or more"
-    assert hint("host") == ("Enter the host as a URL that starts with http:// or https://, "
-                            "e.g. http://127.0.0.1:8000")
+    assert hint("host") == ("Enter the host as a URL that starts with http:// or https:// "
+                            "(ws:// or wss:// for a WebSocket echo), e.g. http://127.0.0.1:8000")
 
 
 def test_a_run_time_within_the_warm_up() -> None:

@@ -46,8 +46,8 @@ HINTS: dict[str, str] = {
     "0 or more (0 starts them all at once)",
     "rate": "Enter the rate in requests per second: a number above 0",
     "max_in_flight": "Enter the most requests in flight: a whole number, 1 or more",
-    "host": f"Enter the host as a URL that starts with http:// or https://, "
-    f"e.g. {HOST_EXAMPLE}",
+    "host": f"Enter the host as a URL that starts with http:// or https:// (ws:// or "
+    f"wss:// for a WebSocket echo), e.g. {HOST_EXAMPLE}",
     "run_time": "Enter a run time such as 30s, 5m or 1h10m, or leave it empty "
     "to run until stopped",
 }

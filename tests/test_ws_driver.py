@@ -192,6 +192,13 @@ def test_going_away_is_heard_by_the_app_once_answered(worker: FakeWorker) -> Non
                           "reason": "server shutdown"}
 
 
+def test_accepted_during_a_stop_is_closed_at_once(worker: FakeWorker) -> None:
+    worker.state.going_away = 1012
+    client = connect(worker)
+    closes = [f for f in client.take(answer=False) if f.opcode is Opcode.CLOSE]
+    assert int.from_bytes(closes[0].data[:2], "big") == 1012
+
+
 def test_a_client_that_stops_reading_is_aborted(worker: FakeWorker) -> None:
     client = connect(worker)
     client.link.fill()

@@ -80,6 +80,9 @@ class WorkerState:
     #: True once a graceful stop began: responses say Connection: close
     #: (when no other request of theirs is queued: HttpConnection.keep_alive).
     stopping: bool = False
+    #: The close code of a graceful stop (1001 or 1012), once it began: a
+    #: WebSocket accepted after that is closed with it at once.
+    going_away: int = 0
     _warned: float = -_WARN_EVERY
 
     def sweep(self, now: float) -> None:

@@ -107,6 +107,8 @@ class WebSocketConnection(asyncio.Protocol):
         self.bytes_out = 0  # frames only, each way (the access log's %(b)s and %(I)s)
         if rest:
             self.data_received(rest)
+        if self.state.going_away:  # accepted while the worker stops
+            self.going_away(self.state.going_away)
 
     # -- asyncio.Protocol ---------------------------------------------------
 

@@ -228,7 +228,8 @@ class Worker:
         # one is closed when its keep-alive deadline passes, as always. An
         # open WebSocket is sent a close frame: 1012 (service restart) when
         # the server carries on without this worker, 1001 (going away) else.
-        code = CLOSE_SERVICE_RESTART if self.replaced() else CLOSE_GOING_AWAY
+        code = state.going_away = (
+            CLOSE_SERVICE_RESTART if self.replaced() else CLOSE_GOING_AWAY)
         for conn in list(state.connections):
             conn.going_away(code)
         deadline = self.loop.time() + (0 if self.quick else self.config.graceful_timeout)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +16,18 @@ sys.path.insert(0, str(ROOT))
 from corpus_cases import CORPUS  # noqa: E402
 from master_support import Master  # noqa: E402
 from support import RunningServer  # noqa: E402
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh event loop for tests that drive adapters by hand; what is
+    left running is cancelled."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from twincorn.asgi import ASGIAdapter, ClientDisconnected
 from twincorn.asgi_websocket import Phase, WebSocketExchange, WebSocketOptions
 from twincorn.http import Request
-from twincorn.testing import FakeChannel, FakeSocket, parse_responses
+from twincorn.testing import FakeChannel, FakeSocket, parse_responses, turn
 from twincorn.ws.core import Limits, opener
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
@@ -31,21 +30,6 @@ def upgrade_request(path: bytes = b"/chat?room=1", *extra: tuple[bytes, bytes]) 
                        (b"connection", b"Upgrade"), (b"sec-websocket-key", KEY),
                        (b"sec-websocket-version", b"13"), *extra]
     return request
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    for task in asyncio.all_tasks(loop):
-        task.cancel()
-    loop.run_until_complete(asyncio.sleep(0))
-    loop.close()
-
-
-def turn(loop: asyncio.AbstractEventLoop, times: int = 5) -> None:
-    for _ in range(times):
-        loop.run_until_complete(asyncio.sleep(0))
 
 
 def start(loop: asyncio.AbstractEventLoop, app: Any, request: Request | None = None,

@@ -12,23 +12,8 @@ import pytest
 
 from twincorn.asgi import ASGIAdapter, ASGIExchange, ClientDisconnected
 from twincorn.http import Request
-from twincorn.testing import FakeChannel, parse_responses, request
+from twincorn.testing import FakeChannel, parse_responses, request, turn
 from twincorn.wsgi import WSGIAdapter, WSGIExchange
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    for task in asyncio.all_tasks(loop):
-        task.cancel()
-    loop.run_until_complete(asyncio.sleep(0))
-    loop.close()
-
-
-def turn(loop: asyncio.AbstractEventLoop, times: int = 5) -> None:
-    for _ in range(times):
-        loop.run_until_complete(asyncio.sleep(0))
 
 
 class Recorder:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
@@ -80,13 +79,6 @@ class Pair:
         self.server.send_response(self.server.accept(request))
         self.to_client(byte_by_byte)
         return request
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 @pytest.mark.parametrize("byte_by_byte", [False, True])

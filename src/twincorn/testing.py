@@ -254,7 +254,38 @@ def fake_worker(app: Callable[..., Any], interface: str, **settings: Any) -> Ite
         worker.close()
 
 
-class FakeChannel:
+class FakeDrains:
+    """A fake send buffer: `write_paused` set by the test, drain() waits
+    until release_writes() (the client read)."""
+
+    loop: asyncio.AbstractEventLoop
+    write_paused: bool
+    _drains: list[asyncio.Future[None]]
+
+    def drain(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        if self.write_paused:
+            self._drains.append(waiter)
+        else:
+            waiter.set_result(None)
+        return waiter
+
+    def release_writes(self) -> None:
+        """The client read: writing may go on."""
+        self.write_paused = False
+        for waiter in self._drains:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drains.clear()
+
+
+def turn(loop: asyncio.AbstractEventLoop, times: int = 5) -> None:
+    """Let a loop run what is ready, `times` turns."""
+    for _ in range(times):
+        loop.run_until_complete(asyncio.sleep(0))
+
+
+class FakeChannel(FakeDrains):
     """The Channel an exchange talks to, recording what it is asked."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -278,22 +309,6 @@ class FakeChannel:
 
     def write(self, data: bytes) -> None:
         self.written += data
-
-    def drain(self) -> asyncio.Future[None]:
-        waiter: asyncio.Future[None] = self.loop.create_future()
-        if self.write_paused:
-            self._drains.append(waiter)
-        else:
-            waiter.set_result(None)
-        return waiter
-
-    def release_writes(self) -> None:
-        """The client read: writing may go on."""
-        self.write_paused = False
-        for waiter in self._drains:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drains.clear()
 
     async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
         file.seek(offset)
@@ -319,7 +334,7 @@ class FakeChannel:
         return self.socket
 
 
-class FakeSocket:
+class FakeSocket(FakeDrains):
     """The WebSocketChannel a session talks to once upgraded: records the
     messages sent, the close asked for and the reading state; `receive`
     plays the client's messages and `closed` the end of the socket."""
@@ -334,21 +349,6 @@ class FakeSocket:
         self.paused = False
         self.write_paused = False
         self._drains: list[asyncio.Future[None]] = []
-
-    def drain(self) -> asyncio.Future[None]:
-        waiter: asyncio.Future[None] = self.loop.create_future()
-        if self.write_paused:
-            self._drains.append(waiter)
-        else:
-            waiter.set_result(None)
-        return waiter
-
-    def release_writes(self) -> None:
-        self.write_paused = False
-        for waiter in self._drains:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drains.clear()
 
     def send(self, data: str | bytes) -> None:
         self.sent.append(data)

@@ -51,6 +51,8 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 from twincorn.http import ParserState, ProtocolError, Request, RequestParser
 from twincorn.http.response import encode_error_response, informational
+from twincorn.server.flow import LAG as _LAG
+from twincorn.server.flow import WriteFlow
 from twincorn.server.state import FRESH_SECONDS
 from twincorn.server.websocket import WebSocketConnection
 
@@ -89,12 +91,6 @@ _DRAIN, _LINGER = Deadline.DRAIN, Deadline.LINGER
 _P_IDLE, _P_HEAD, _P_BODY, _P_CLOSED = (
     ParserState.IDLE, ParserState.HEAD, ParserState.BODY, ParserState.CLOSED)
 
-# WorkerState.now is the time of the last sweep, up to one sweep interval
-# (a second) behind the real time. Deadlines are counted from one interval
-# later, so that a timeout never fires early (timeout_keep_alive=1 would
-# otherwise close a connection idle for a tenth of a second); a deadline may
-# fire up to two intervals late instead.
-_LAG = 1.0
 #: How long a closing connection waits for the client's FIN (nginx's
 #: lingering_timeout is 5 s; most clients close at once on our FIN).
 LINGER_SECONDS = 2.0
@@ -112,7 +108,7 @@ def _address(info: Any) -> tuple[str, int] | None:
     return None
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(WriteFlow, asyncio.Protocol):
     """The connection driver (one per accepted socket)."""
 
     def __init__(self, state: WorkerState) -> None:
@@ -253,16 +249,8 @@ class HttpConnection(asyncio.Protocol):
         self.transport = None
         self.adapter_state = None
 
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        send = self.state.timeouts.send
-        if send:
-            self._send_due = self.state.now + _LAG + send
-
     def resume_writing(self) -> None:
-        self._write_paused = False
-        self._send_due = 0.0
-        self._wake_drainers()
+        super().resume_writing()
         if self._current is None and self._pending and self._phase is _OPEN:
             self._run_next()  # held back while the client did not read
 
@@ -324,25 +312,9 @@ class HttpConnection(asyncio.Protocol):
             self._continue_sent = True
             self.write(_CONTINUE)
 
-    @property
-    def write_paused(self) -> bool:
-        # A transport that is closing (the client reset the connection, or
-        # it was aborted) drops what it is given and never pauses: until
-        # connection_lost runs, a producer must wait in drain(), not spin.
-        transport = self.transport
-        return self._write_paused or (transport is not None and transport.is_closing())
-
     def write(self, data: bytes) -> None:
         if self._phase is _OPEN and self.transport is not None:
             self.transport.write(data)
-
-    def drain(self) -> asyncio.Future[None]:
-        waiter: asyncio.Future[None] = self.state.loop.create_future()
-        if self._phase is not _LOST and self.write_paused:
-            self._drain_waiters.append(waiter)
-        else:
-            waiter.set_result(None)
-        return waiter
 
     async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
         loop = self.state.loop
@@ -671,12 +643,6 @@ class HttpConnection(asyncio.Protocol):
         if self._phase is _OPEN:
             self.state.leaving += 1
         self._phase = phase
-
-    def _wake_drainers(self) -> None:
-        for waiter in self._drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drain_waiters.clear()
 
     def _set_deadline(self, kind: Deadline, seconds: float) -> None:
         now = self.state.now

@@ -37,6 +37,8 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from twincorn.server.flow import LAG as _LAG
+from twincorn.server.flow import WriteFlow
 from twincorn.ws.core import CLOSE_ABNORMAL, CLOSE_INTERNAL_ERROR, Backend, Closed, Message, Pong
 
 if TYPE_CHECKING:
@@ -48,8 +50,6 @@ log = logging.getLogger("twincorn.error")
 #: How long the client has to answer our close frame (websockets' and
 #: uvicorn's close timeout is 10 s; a live client answers at once).
 CLOSE_SECONDS = 5.0
-# As in server/protocol.py: WorkerState.now lags by up to a sweep.
-_LAG = 1.0
 _PING = struct.Struct("!I")
 
 
@@ -73,7 +73,7 @@ class Phase(enum.Enum):
 _OPEN, _CLOSING, _CLOSED, _LOST = Phase.OPEN, Phase.CLOSING, Phase.CLOSED, Phase.LOST
 
 
-class WebSocketConnection(asyncio.Protocol):
+class WebSocketConnection(WriteFlow, asyncio.Protocol):
     """The WebSocket driver (one per upgraded socket)."""
 
     def __init__(self, state: WorkerState, transport: asyncio.BaseTransport,
@@ -142,31 +142,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.session = None
         self.transport = None
 
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        send = self.state.timeouts.send
-        if send:
-            self._send_due = self.state.now + _LAG + send
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        self._send_due = 0.0
-        self._wake_drainers()
-
     # -- WebSocketChannel (called by the session) ---------------------------
-
-    @property
-    def write_paused(self) -> bool:
-        transport = self.transport
-        return self._write_paused or (transport is not None and transport.is_closing())
-
-    def drain(self) -> asyncio.Future[None]:
-        waiter: asyncio.Future[None] = self.state.loop.create_future()
-        if self.phase is not _LOST and self.write_paused:
-            self._drain_waiters.append(waiter)
-        else:
-            waiter.set_result(None)
-        return waiter
 
     def send(self, data: str | bytes) -> None:
         if self.phase is _OPEN:
@@ -280,8 +256,3 @@ class WebSocketConnection(asyncio.Protocol):
             self.state.leaving += 1
         self.phase = phase
 
-    def _wake_drainers(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)

@@ -220,7 +220,8 @@ class OpenUsers(UserDriver):
         self.clock = ArrivalClock(self.loop, plan.rate, self.arrive)
         self.dropped_tally = context.collector.tally("", "(dropped arrivals)")
         self._dropped_message = (
-            f"dropped: {plan.max_in_flight} users busy (--max-in-flight) "
+            f"dropped: {plan.max_in_flight} user{'' if plan.max_in_flight == 1 else 's'} "
+            f"busy (--max-in-flight) "
             f"and {plan.max_queue} arrivals waiting (--max-queue)"
         )
 

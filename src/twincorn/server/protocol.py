@@ -136,6 +136,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         # no more requests for now (pipeline full, or refused).
         self._hold_body = False
         self._hold_requests = False
+        self._hold_upgrade = False  # after an Upgrade head: the rest is not HTTP
         self._reading_paused = False
         self._in_run_next = False
         self._requests = 0  # requests parsed on this connection
@@ -261,6 +262,13 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         exchange = self.state.adapter.new_exchange(request, self)
         self._parsing = exchange
         self._pending.append(exchange)
+        if request.upgrade:
+            # What follows an upgrade head belongs to the other protocol
+            # (the parser keeps what came in this read): read no more until
+            # the application has answered, so that nothing is lost; the
+            # socket's own buffer holds it (a WebSocket takes it over).
+            self._hold_upgrade = True
+            self._apply_reading()
 
     def on_body(self, data: bytes) -> None:
         if self._draining:
@@ -562,7 +570,8 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         transport = self.transport
         if transport is None or self._phase is _LOST or self._phase is _CLOSED:
             return
-        wanted = self._phase is _CLOSING or not (self._hold_body or self._hold_requests)
+        wanted = self._phase is _CLOSING or not (
+            self._hold_body or self._hold_requests or self._hold_upgrade)
         if wanted and self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()

@@ -3,10 +3,10 @@
 Why this library first (`--ws auto`): its frames are unmasked by a C
 extension, and it is the faster of the two by far (bench/ws_protocols.py:
 an echoed 64-byte message costs it about 1 µs of CPU, wsproto about 20;
-16 KiB, 2 µs against 50). It checks the handshake (`accept`), negotiates
-permessage-deflate, answers pings, echoes a close and fails the connection
-on a protocol error, each as RFC 6455 says; it hands over frames, which
-core.Assembler makes into messages.
+16 KiB, 2 µs against 50). It parses the handshake that ws/handshake.py
+passed (`accept`), negotiates permessage-deflate, answers pings, echoes a
+close and fails the connection on a protocol error, each as RFC 6455 says;
+it hands over frames, which core.Assembler makes into messages.
 
 The library parses its handshake request from bytes: the head the HTTP core
 already parsed is given to it again (core.request_head), once per
@@ -57,6 +57,8 @@ def open_websockets(request: Request, limits: Limits) -> Backend | Refusal:
         return Refusal(400, "not a valid WebSocket handshake request")
     handshake = events[0]
     response = protocol.accept(handshake)
+    if protocol.extensions and limits.max_size is not None:  # permessage-deflate agreed
+        protocol.max_message_size = _deflate_bound(limits.max_size)
     if response.status_code != 101:
         reason = str(protocol.handshake_exc or response.reason_phrase)
         headers = tuple((k.encode("latin-1"), v.encode("latin-1"))
@@ -66,6 +68,19 @@ def open_websockets(request: Request, limits: Limits) -> Backend | Refusal:
     offered = [p.strip() for value in handshake.headers.get_all("Sec-WebSocket-Protocol")
                for p in value.split(",") if p.strip()]
     return WebsocketsBackend(protocol, response, offered, limits.max_size)
+
+
+def _deflate_bound(size: int) -> int:
+    """What the library may let a frame's bytes reach, compressed or not,
+    once permessage-deflate is agreed.
+
+    It puts one number on a frame as it comes on the wire and on what it
+    inflates to, but a compressed frame of incompressible data is a little
+    larger than the message: at max_size itself it would be refused. The
+    library is given zlib's compressBound of max_size (the most deflate
+    adds); the Assembler holds the message to max_size exactly, and
+    inflating stops within a few bytes of it all the same."""
+    return size + (size >> 12) + (size >> 14) + (size >> 25) + 13
 
 
 class WebsocketsBackend:
@@ -128,14 +143,14 @@ class WebsocketsBackend:
                 if received is None:
                     events.append(Closed(CLOSE_NO_STATUS, "", by_peer=True))
                 else:
-                    events.append(Closed(received.code, received.reason, by_peer=True))
+                    events.append(Closed(int(received.code), received.reason, by_peer=True))
         if not self._closed and protocol.eof_sent:
             # The library failed the connection (a protocol error, an
             # oversized frame, the end of the stream): its close says why.
             self._closed = True
             sent: Close | None = protocol.close_sent
             if sent is not None:
-                events.append(Closed(sent.code, sent.reason, by_peer=False))
+                events.append(Closed(int(sent.code), sent.reason, by_peer=False))
             else:
                 events.append(Closed(1006, str(protocol.parser_exc or "connection ended"),
                                      by_peer=False))

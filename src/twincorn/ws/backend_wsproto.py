@@ -2,7 +2,8 @@
 
 Slower than `websockets` (bench/ws_protocols.py), kept for those who run
 it under uvicorn today and for a second opinion in the tests. wsproto
-checks the handshake (from the request's bytes, through h11), decodes
+parses the handshake that ws/handshake.py passed (from the request's bytes,
+through h11), decodes
 text incrementally (1007 on invalid UTF-8) and hands over message pieces as
 they arrive; it leaves to its user the answers to pings and closes, which
 are given here, and sets no bound on a message: core.Assembler bounds its
@@ -34,6 +35,7 @@ from wsproto.utilities import RemoteProtocolError
 from twincorn.http import Request
 from twincorn.ws.core import (
     CLOSE_ABNORMAL,
+    CLOSE_INVALID_DATA,
     Assembler,
     AssemblyError,
     Backend,
@@ -48,34 +50,68 @@ from twincorn.ws.core import (
 
 class _BoundedDeflate(PerMessageDeflate):
     """permessage-deflate that refuses (1009) a message inflating past
-    `max_size` while it inflates. It reaches into wsproto's own state
-    (`_inbound_compressed`, `_decompressor`): the one place the library
-    gives no hook for a bound."""
+    `max_size` while it inflates, and declines an offer it cannot read. It
+    reaches into wsproto's own state (`_inbound_compressed`,
+    `_decompressor`): the one place the library gives no hook for a bound."""
 
     def __init__(self, max_size: int | None) -> None:
         super().__init__()
         self._max_size = max_size
         self._inflated = 0
 
+    def accept(self, offer: str) -> bool | str | None:
+        # wsproto takes any parameter, and raises ValueError on a window
+        # size that is not a number (the application's accept would fail).
+        return super().accept(offer) if _valid_offer(offer) else None
+
     def frame_inbound_payload_data(self, proto: Any, data: bytes) -> bytes | CloseReason:
-        if self._max_size is None or not (self._inbound_compressed
-                                          and self._inbound_is_compressible):
-            return super().frame_inbound_payload_data(proto, data)
+        if not (self._inbound_compressed and self._inbound_is_compressible):
+            return data
         assert self._decompressor is not None
-        room = self._max_size - self._inflated
+        limit = 0 if self._max_size is None else self._max_size - self._inflated + 1
         try:
-            out = self._decompressor.decompress(bytes(data), room + 1)
+            out = self._decompressor.decompress(bytes(data), limit)
         except zlib.error:
-            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+            return CloseReason.PROTOCOL_ERROR  # as websockets answers it
         self._inflated += len(out)
-        if self._inflated > self._max_size:
+        if self._max_size is not None and self._inflated > self._max_size:
             return CloseReason.MESSAGE_TOO_BIG
         return out
 
     def frame_inbound_complete(self, proto: Any, fin: bool) -> bytes | CloseReason | None:
         if fin:
             self._inflated = 0
-        return super().frame_inbound_complete(proto, fin)
+        out = super().frame_inbound_complete(proto, fin)
+        if out is CloseReason.INVALID_FRAME_PAYLOAD_DATA:  # (zlib.error)
+            return CloseReason.PROTOCOL_ERROR
+        return out
+
+
+# RFC 7692 section 7.1: the parameters of an offer, each at most once; a
+# server declines an offer with any other (section 5). A window size is
+# 8 to 15; zlib's raw deflate cannot use 8, which wsproto and websockets
+# both decline.
+_FLAGS = {"server_no_context_takeover", "client_no_context_takeover"}
+_WINDOW_BITS = {"server_max_window_bits", "client_max_window_bits"}
+_BITS = {str(bits) for bits in range(9, 16)}
+
+
+def _valid_offer(offer: str) -> bool:
+    seen: set[str] = set()
+    for param in offer.split(";")[1:]:
+        name, equals, value = (part.strip() for part in param.partition("="))
+        if name in seen:
+            return False
+        seen.add(name)
+        if name in _FLAGS:
+            if equals:
+                return False
+        elif name in _WINDOW_BITS:
+            if (equals or name == "server_max_window_bits") and value.strip('"') not in _BITS:
+                return False
+        else:
+            return False
+    return True
 
 
 def open_wsproto(request: Request, limits: Limits) -> Backend | Refusal:
@@ -159,6 +195,11 @@ class WsprotoBackend:
         if connection.state is ConnectionState.CLOSED:
             return Closed(code, reason, by_peer=True)  # the answer to our close
         # A parse failure: wsproto reports it as a close it did not send.
+        if code == CLOSE_INVALID_DATA:
+            # Its reason is the codec's, with a position that depends on how
+            # the bytes arrived: said here once, the same whatever the pieces.
+            reason = ("invalid UTF-8 in the close reason" if "CLOSE" in reason
+                      else "invalid UTF-8 in a text message")
         self._fail(code, reason)
         return Closed(code, reason, by_peer=False)
 

@@ -1,12 +1,12 @@
 """What twincorn asks of a WebSocket library, and what it does around one.
 
 A WebSocket begins as an HTTP/1.1 request (RFC 6455 section 4.1) that the
-HTTP core parsed. `open_backend` hands that request to a sans-IO library
-(a `Backend`), which checks the handshake: a `Refusal` (the HTTP status to
-answer) or a backend waiting for the application's accept. From then on the
-driver (server/websocket.py) feeds it the socket's bytes and gets `Event`s
-back, and whatever the backend wants written comes out of `output()`:
-frames, the pongs it answers by itself, the echo of a close.
+HTTP core parsed. `opener(name)` checks its handshake (ws/handshake.py) and
+hands it to a sans-IO library (a `Backend`): the result is a `Refusal` (the
+HTTP status to answer) or a backend waiting for the application's accept.
+From then on the driver (server/websocket.py) feeds it the socket's bytes
+and gets `Event`s back, and whatever the backend wants written comes out of
+`output()`: frames, the pongs it answers by itself, the echo of a close.
 
 The libraries deliver frames or fragments; the `Assembler` here makes whole
 messages of them, the same way for every backend: a text message's UTF-8 is
@@ -206,12 +206,14 @@ class AssemblyError(Exception):
 
 def is_websocket_request(request: Request) -> bool:
     """Does this upgrade request ask for a WebSocket? (RFC 6455 section 4.2.1:
-    an Upgrade header naming "websocket", in any case.) The handshake's
-    other rules are the backend's to check."""
-    if not request.upgrade:
+    an Upgrade header naming "websocket", in any case.) An HTTP/1.0 request
+    does not, whatever it says: RFC 9110 section 7.8, a server MUST ignore
+    Upgrade in one. The handshake's other rules are ws/handshake.py's."""
+    if not request.upgrade or request.http_version == "1.0":
         return False
     for name, value in request.headers:
-        if name.lower() == b"upgrade" and b"websocket" in value.lower():
+        if name == b"upgrade" and any(token.strip().lower() == b"websocket"
+                                      for token in value.split(b",")):
             return True
     return False
 
@@ -244,13 +246,20 @@ def resolve(choice: str) -> str:
 
 def opener(name: str) -> Opener:
     """The function that opens a backend of this name, imported once (a
-    worker resolves it at start: ImportError if the library is missing)."""
+    worker resolves it at start: ImportError if the library is missing).
+    The handshake is checked first, the same way for every backend
+    (ws/handshake.py)."""
+    from twincorn.ws.handshake import check
+
     if name == "websockets":
-        from twincorn.ws.backend_websockets import open_websockets
+        from twincorn.ws.backend_websockets import open_websockets as open_backend
+    elif name == "wsproto":
+        from twincorn.ws.backend_wsproto import open_wsproto as open_backend
+    else:
+        raise ValueError(f"no WebSocket backend named {name!r}")
 
-        return open_websockets
-    if name == "wsproto":
-        from twincorn.ws.backend_wsproto import open_wsproto
+    def open_checked(request: Request, limits: Limits) -> Backend | Refusal:
+        refusal = check(request)
+        return refusal if refusal is not None else open_backend(request, limits)
 
-        return open_wsproto
-    raise ValueError(f"no WebSocket backend named {name!r}")
+    return open_checked

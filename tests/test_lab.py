@@ -88,6 +88,15 @@ def test_summary_speaks_from_the_numbers() -> None:
     assert "up to 25,000 req/s" in text
 
 
+def test_failed_requests_are_counted_in_words() -> None:
+    blocking, _, _ = twincorn_setups()
+    for errors, words in ((1, "1 request failed along"), (2, "2 requests failed along"),
+                          (1500, "1,500 requests failed along")):
+        steps = [step(1, 1.0), step(4, 3.9, errors=errors)]
+        assert words in analysis.describe(configuration(blocking, steps), 1.0)
+    assert "failed" not in analysis.describe(configuration(blocking, [step(1, 1.0)]), 1.0)
+
+
 def test_report_files(tmp_path: Path) -> None:
     written = report.write_report(fake_results(), tmp_path)
     names = {p.name for p in written}

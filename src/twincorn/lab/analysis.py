@@ -74,7 +74,7 @@ def describe(configuration: dict[str, Any], service_time: float) -> str:
             f"the wait (the CPU, the client) became the limit."
         )
     if errors:
-        parts.append(f"{errors} requests failed along the way.")
+        parts.append(f"{errors:,} request{'' if errors == 1 else 's'} failed along the way.")
     return " ".join(parts)
 
 

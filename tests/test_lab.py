@@ -116,6 +116,15 @@ def test_the_run_time_reads_as_words() -> None:
     assert "Run of 27 November 2026, 11:00 UTC, 1 min 35 s (--quick), on 2 cores." in text
 
 
+def test_failed_requests_are_counted_in_words() -> None:
+    blocking, _, _ = twincorn_setups()
+    for errors, words in ((1, "1 request failed along"), (2, "2 requests failed along"),
+                          (1500, "1,500 requests failed along")):
+        steps = [step(1, 1.0), step(4, 3.9, errors=errors)]
+        assert words in analysis.describe(configuration(blocking, steps), 1.0)
+    assert "failed" not in analysis.describe(configuration(blocking, [step(1, 1.0)]), 1.0)
+
+
 def test_report_files(tmp_path: Path) -> None:
     written = report.write_report(fake_results(), tmp_path)
     names = {p.name for p in written}

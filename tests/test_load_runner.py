@@ -122,19 +122,23 @@ class Busy(User):
 
 
 def test_latency_accuracy_against_a_fixed_50ms_server(fixed_delay_server: str) -> None:
-    # This machine is shared: a neighbour's burst of work delays a few
-    # responses (wrk run beside it sees the same), and 1% of 200 samples is
-    # two of them. So a run whose p99 is off is tried again, up to 5 runs.
+    # Nothing is measured below the server's own 50 ms, and the bulk sits
+    # on it. The tail is the machine's: on this shared machine a neighbour's
+    # burst delays a few responses (wrk run beside it sees the same; with
+    # four test suites and a benchmark beside it, p99 reached 64 ms while
+    # p50 stayed at 50.3), so the tail is held to p90, and a run that is
+    # off is tried again, up to 5 runs.
     seen = []
     for _ in range(5):
         results = run(LoadPlan(url=fixed_delay_server, users=5, run_time=2))
         latency = results.to_dict()["latency_ms"]
         assert results.requests > 150 and results.failures == 0
+        assert latency["min"] >= 50.0, latency  # never less than the real wait
         seen.append(latency)
-        if abs(latency["p50"] - 50) <= 2 and abs(latency["p99"] - 50) <= 2:
+        if abs(latency["p50"] - 50) <= 1.5 and latency["p90"] - 50 <= 5:
             break
     else:
-        pytest.fail(f"p50 or p99 more than 2 ms from 50 ms in 5 runs: {seen}")
+        pytest.fail(f"p50 more than 1.5 ms or p90 more than 5 ms from 50 ms in 5 runs: {seen}")
 
 
 def test_open_model_shows_a_stall_that_the_uncorrected_figure_hides(serve: Serve) -> None:

@@ -79,8 +79,7 @@ def describe(configuration: dict[str, Any], service_time: float) -> str:
             f"the wait (the CPU, the client) became the limit."
         )
     if errors:
-        noun = "request" if errors == 1 else "requests"
-        parts.append(f"{errors} {noun} failed along the way.")
+        parts.append(f"{errors:,} request{'' if errors == 1 else 's'} failed along the way.")
     return " ".join(parts)
 
 

@@ -4,20 +4,22 @@ The live line goes to stderr. On a terminal it is rewritten in place every
 second (a carriage return and an erase-line escape), so the screen does not
 scroll; into a file or a pipe, a plain line is written every few seconds.
 The final tables go to stdout, laid out like Locust's (with milliseconds
-to three significant digits rather than Locust's rounding).
+to three significant digits rather than Locust's rounding), in 100 columns
+or the terminal's width when it is wider (text_table.py).
 """
 
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 from typing import Any, TextIO
 
 from twincorn.load.results import Results
 from twincorn.load.stats import PERCENTILES, Tally
+from twincorn.load.text_table import ELLIPSIS, RULE, TextColumn, layout, table_width
 
 _PLAIN_EVERY = 5.0  # seconds between status lines when stderr is not a terminal
-NAME_WIDTH = 50
 
 #: How the last line says why the run stopped (Results.stopped_by).
 _STOPPED = {
@@ -99,55 +101,74 @@ class LiveStatus:
             self.stream.flush()
 
 
-def _row_name(tally: Tally) -> tuple[str, str]:
-    name = tally.name if len(tally.name) <= NAME_WIDTH else tally.name[: NAME_WIDTH - 3] + "..."
-    return tally.method[:8], name
+def _row_name(tally: Tally) -> list[str]:
+    return [tally.method, tally.name]
 
 
-def final_report(results: Results) -> str:
-    """The tables printed at the end of a run, Locust's layout."""
-    out: list[str] = []
+def ellipsis_for(stream: TextIO) -> str:
+    """The ellipsis of shortened names: "…" where the stream can encode it."""
+    try:
+        ELLIPSIS.encode(getattr(stream, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "..."
+    return ELLIPSIS
+
+
+_STATS_COLUMNS = (
+    TextColumn("Type", left=True),
+    TextColumn("Name", left=True, flexible=True),
+    TextColumn("# reqs"),
+    TextColumn("# fails"),
+    TextColumn("Avg", bar=True),
+    TextColumn("Min"),
+    TextColumn("Max"),
+    TextColumn("Med"),
+    TextColumn("req/s", bar=True),
+    TextColumn("failures/s"),
+)
+
+
+def final_report(results: Results, width: int | None = None, ellipsis: str | None = None) -> str:
+    """The tables printed at the end of a run, Locust's layout, in `width`
+    columns (default: text_table.table_width(), 100 or the terminal's)."""
+    width = table_width() if width is None else width
+    ellipsis = ellipsis_for(sys.stdout) if ellipsis is None else ellipsis
     by_name = list(results.by_name().values())
     duration = results.duration_s or 1.0
-    head = (
-        f"{'Type':<8} {'Name':<{NAME_WIDTH}} {'# reqs':>9} {'# fails':>16} |"
-        f" {'Avg':>7} {'Min':>7} {'Max':>7} {'Med':>7} | {'req/s':>9} {'failures/s':>10}"
-    )
-    rule = "-" * len(head)
-    out += [head, rule]
-    for tally in [*by_name, None, results.total]:
+    rows: list[list[str] | None] = []
+    for tally in [*by_name, RULE, results.total]:
         if tally is None:
-            out.append(rule)
+            rows.append(RULE)
             continue
-        method, name = _row_name(tally)
         hist = tally.hist
         share = 100 * tally.failures / tally.requests if tally.requests else 0.0
-        fails = f"{tally.failures}({share:.2f}%)"
-        out.append(
-            f"{method:<8} {name:<{NAME_WIDTH}} {tally.requests:>9} {fails:>16} |"
-            f" {fmt_ms(hist.mean / 1000):>7} {fmt_ms((hist.min if hist.count else 0) / 1000):>7}"
-            f" {fmt_ms(hist.max / 1000):>7} {fmt_ms(hist.percentile(50) / 1000):>7} |"
-            f" {tally.requests / duration:>9.2f} {tally.failures / duration:>10.2f}"
-        )
+        rows.append([
+            *_row_name(tally), str(tally.requests), f"{tally.failures}({share:.2f}%)",
+            fmt_ms(hist.mean / 1000), fmt_ms((hist.min if hist.count else 0) / 1000),
+            fmt_ms(hist.max / 1000), fmt_ms(hist.percentile(50) / 1000),
+            f"{tally.requests / duration:.2f}", f"{tally.failures / duration:.2f}",
+        ])
+    out = layout(_STATS_COLUMNS, rows, width, ellipsis)
+    rule = out[1]
     out.append("")
     out += _percentile_table(
-        "Response time percentiles (ms)", by_name, results.total, corrected=True
+        "Response time percentiles (ms)", by_name, results.total, True, width, ellipsis
     )
     if results.model == "open":
         out.append("")
         out += _percentile_table(
             "Uncorrected percentiles (ms): from the actual send, as a closed-model "
             "tester would report them",
-            by_name, results.total, corrected=False,
+            by_name, results.total, False, width, ellipsis,
         )
     if results.errors:
         out += ["", "Error report", f"{'# occurrences':>13}  Error", rule]
         for e in sorted(results.errors, key=lambda e: -e.count):
-            out.append(f"{e.count:>13}  {e.method} {e.name}: {e.message}")
+            out += _wrapped(f"{e.count:>13}", f"{e.method} {e.name}: {e.message}", len(rule))
     if results.exceptions:
         out += ["", "Exceptions", f"{'# occurrences':>13}  Where: exception", rule]
         for x in sorted(results.exceptions, key=lambda x: -x.count):
-            out.append(f"{x.count:>13}  {x.where}: {x.message}")
+            out += _wrapped(f"{x.count:>13}", f"{x.where}: {x.message}", len(rule))
     out += [
         "",
         f"{results.requests:,} request{'' if results.requests == 1 else 's'} in "
@@ -170,25 +191,33 @@ def final_report(results: Results) -> str:
     return "\n".join(out) + "\n"
 
 
+def _wrapped(count: str, text: str, width: int) -> list[str]:
+    """One entry of the error report, its text wrapped to the tables' width
+    (not cut: this is the only place the whole message is shown)."""
+    indent = " " * (len(count) + 2)
+    lines = textwrap.wrap(text, width, initial_indent=count + "  ",
+                          subsequent_indent=indent, break_on_hyphens=False)
+    return lines or [count]
+
+
 def _percentile_table(
-    title: str, by_name: list[Tally], total: Tally, corrected: bool
+    title: str, by_name: list[Tally], total: Tally, corrected: bool, width: int, ellipsis: str
 ) -> list[str]:
-    labels = [f"{q:g}%" for q in PERCENTILES]
-    head = f"{'Type':<8} {'Name':<{NAME_WIDTH}} " + " ".join(f"{x:>7}" for x in labels)
-    head += f" {'# reqs':>9}"
-    rule = "-" * len(head)
-    lines = [title, head, rule]
-    for tally in [*by_name, None, total]:
+    columns = [
+        TextColumn("Type", left=True),
+        TextColumn("Name", left=True, flexible=True),
+        *(TextColumn(f"{q:g}%") for q in PERCENTILES),
+        TextColumn("# reqs"),
+    ]
+    rows: list[list[str] | None] = []
+    for tally in [*by_name, RULE, total]:
         if tally is None:
-            lines.append(rule)
+            rows.append(RULE)
             continue
         hist = tally.hist if corrected else tally.uncorrected
         if hist is None:
             continue
-        method, name = _row_name(tally)
         values = hist.percentiles(list(PERCENTILES))
-        cells = " ".join(
-            f"{fmt_ms(v / 1000):>7}" if hist.count else f"{'N/A':>7}" for v in values
-        )
-        lines.append(f"{method:<8} {name:<{NAME_WIDTH}} {cells} {tally.requests:>9}")
-    return lines
+        cells = [fmt_ms(v / 1000) if hist.count else "N/A" for v in values]
+        rows.append([*_row_name(tally), *cells, str(tally.requests)])
+    return [title, *layout(columns, rows, width, ellipsis)]

@@ -126,7 +126,9 @@ def test_invalid_handshake_is_refused_before_the_app(loop: asyncio.AbstractEvent
     request.headers = [h for h in request.headers if h[0] != b"sec-websocket-version"]
     _, channel = start(loop, app, request)
     response = parse_responses(bytes(channel.written))[0]
-    assert response.status == 400 and b"Sec-WebSocket-Version" in response.body
+    # RFC 6455 section 4.2.2: 426, naming the version the server speaks.
+    assert response.status == 426 and b"Sec-WebSocket-Version" in response.body
+    assert response.header(b"sec-websocket-version") == b"13"
     assert channel.completed == [False] and app.got == []
 
 

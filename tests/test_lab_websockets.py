@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from examples.asgi import chat
 
-from twincorn.lab import analysis, charts, memory, report, ws_measure
+from twincorn.lab import analysis, charts, cpu, memory, report, ws_measure
 from twincorn.lab.experiment import WS_LADDER, LabPlan, run_plan
 from twincorn.lab.setups import websocket_setups
 from twincorn.lab.ws_measure import Broadcast, Opening
@@ -46,8 +46,10 @@ def test_a_rungs_figures() -> None:
     with_them = memory.Memory(rss=62_000, uss=32_000, processes=2)
     broadcasts = [Broadcast([0.001, 0.002, 0.010], 4, 0.011, 0.0055),
                   Broadcast([0.001, 0.003, 0.004, 0.020], 4, 0.021, 0.0105)]
+    # Over 0.5 s of broadcasts, the server used 0.2% of a core: 1 ms.
+    shares = cpu.CpuShares(load_generator=0.4, server=0.002, machine=0.9, cores=2)
     step = ws_measure.step_figures(1000, 4, Opening(3, 1, "connection refused", 0.25),
-                                   before, with_them, broadcasts, server_cpu_s=0.001)
+                                   before, with_them, broadcasts, shares, 0.5)
     assert step["per_socket_kib"] == 3000.0  # (32,000 - 20,000) KiB over the 4 held
     assert step["memory_kib"] == 32_000 and step["rss_kib"] == 62_000
     assert (step["sockets"], step["opened"], step["failed"]) == (1000, 4, 1)
@@ -58,9 +60,13 @@ def test_a_rungs_figures() -> None:
     # 1 ms of the server's CPU for 2 x 5 messages (the sender hears its own).
     assert step["server_us_per_message"] == 100.0
     assert step["client_cpu"] == 0.5
-    unknown = ws_measure.step_figures(10, 0, Opening(), before, with_them, [], None)
+    # 1.8 cores busy: 1.4 of them neither the server's nor the lab's.
+    assert step["others_cpu"] == 1.4 and step["machine_cpu"] == 0.9 and step["cores"] == 2
+    unknown = ws_measure.step_figures(10, 0, Opening(), before, with_them, [],
+                                      cpu.CpuShares(0.0), 0.0)
     assert unknown["per_socket_kib"] is None and unknown["p50_ms"] is None
     assert unknown["server_us_per_message"] is None and unknown["client_cpu"] is None
+    assert unknown["others_cpu"] is None
 
 
 def fake_proc(root: Path, pid: int, pgrp: int, rss: int, private: tuple[int, int] | None) -> None:
@@ -113,7 +119,7 @@ def ws_configuration(key: str, title: str, steps: list[dict[str, Any]],
 def ws_part(**extra: Any) -> dict[str, Any]:
     part = {
         "asked": [100, 1000, 5000], "sockets": [100, 1000, 5000], "capped": None,
-        "app": "examples.asgi.chat:app", "message_bytes": 64,
+        "app": "examples.asgi.chat:app", "message_bytes": 64, "broadcast_timeout_s": 10.0,
         "configurations": [
             ws_configuration("twincorn-ws", "twincorn -w 1", [
                 ws_step(100, 10.0, 4.0), ws_step(1000, 12.5, 20.0),
@@ -147,6 +153,7 @@ def test_the_sentences_say_what_the_sockets_cost() -> None:
     assert ("A broadcast reached all 5,000 in 88.0 ms (over 5 broadcasts: p50 44.0 ms, p99 "
             "87.1 ms, max 96.8 ms; 100 sockets: 4.0 ms), 17.0 µs of the server's CPU per "
             "socket written.") in text
+    assert "other programs" not in text
     # The client was busy the whole broadcast: said, for twincorn only.
     assert text.count("The lab's client, one process, was busy 96%") == 1
     # What it teaches, in the figures of the first server.
@@ -167,11 +174,14 @@ def test_the_sentences_say_what_went_wrong() -> None:
     twincorn = part["configurations"][0]
     twincorn["steps"][-1].update(received=24_990, opened=4_990, failed=10)
     twincorn["problem"] = "10 of 4,000 sockets did not open (connection refused)"
+    twincorn["steps"][1].update(others_cpu=0.8, cores=2)
     part["configurations"][1].update(steps=[], problem="the server ended")
     text = "\n".join(analysis.websockets_markdown(part))
     assert "The ladder was cut short: 5,000 sockets were asked for" in text
     assert "A broadcast reached the sockets that heard it in 88.0 ms" in text
     assert "10 of 45,000 deliveries did not arrive within 10 s." in text
+    assert ("While it broadcast, other programs kept up to 0.8 of the machine's 2 cores busy: "
+            "on a quieter machine these times are shorter.") in text
     assert "It stopped early: 10 of 4,000 sockets did not open (connection refused)." in text
     assert ("- **uvicorn (--ws websockets-sansio)** (`uvicorn-ws serve examples.asgi.chat:app`): "
             "no measurement (the server ended).") in text

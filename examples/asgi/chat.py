@@ -10,7 +10,7 @@ that do not hear each other (a real app joins them through Redis or a
 database's notifications).
 
 What it costs. A member that says nothing is a socket and this coroutine,
-waiting in `receive()`: no thread, a few KiB. A message is one
+waiting in `receive()`: no thread, about 13 KiB under twincorn. A message is one
 `await send(...)` per member, in the order they joined: `send` returns at
 once while a socket's buffer has room, so a broadcast costs one write per
 member and the last one hears it after all the others' writes. `twincorn

@@ -259,6 +259,10 @@ def hello_markdown(hello: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+#: Other programs busy on this many cores' worth during the broadcasts:
+#: said, as the times then depend on them too.
+OTHERS_BUSY = 0.25
+
 _MEMORY_KINDS = {
     "USS": "USS, the pages of its processes that are theirs alone",
     "RSS": "RSS, as /proc gives no USS here",
@@ -286,24 +290,26 @@ def websockets_markdown(part: dict[str, Any] | None) -> list[str]:
     ]
     if part.get("capped"):
         lines += [f"The ladder was cut short: {part['capped']}.", ""]
-    lines += [describe_websockets(c) for c in part["configurations"]]
+    timeout = part.get("broadcast_timeout_s", 10.0)
+    lines += [describe_websockets(c, timeout) for c in part["configurations"]]
     lines.append("")
     lines += websockets_lesson(measured)
     return lines
 
 
-def describe_websockets(configuration: dict[str, Any]) -> str:
-    """A bullet on one server's sockets: memory each, broadcast latency."""
+def describe_websockets(configuration: dict[str, Any], timeout_s: float) -> str:
+    """A bullet on one server's sockets: memory each, broadcast latency
+    (`timeout_s`: how long a broadcast was waited for)."""
     head = f"- **{configuration['title']}** (`{configuration['command']}`)"
     steps = configuration["steps"]
     if not steps:
         return f"{head}: no measurement ({configuration.get('problem') or 'nothing ran'})."
     top = steps[-1]
     growth = (top["memory_kib"] - configuration["before_kib"]) / 1024
-    others = "; ".join(f"{s['opened']:,}: {s['per_socket_kib']:.1f} KiB"
-                       for s in reversed(steps[:-1]) if s["per_socket_kib"] is not None)
+    lower = "; ".join(f"{s['opened']:,}: {s['per_socket_kib']:.1f} KiB"
+                      for s in reversed(steps[:-1]) if s["per_socket_kib"] is not None)
     parts = [f"{head}: {top['opened']:,} idle sockets took {growth:.1f} MiB more, "
-             f"{top['per_socket_kib']:.1f} KiB each" + (f" ({others})." if others else ".")]
+             f"{top['per_socket_kib']:.1f} KiB each" + (f" ({lower})." if lower else ".")]
     if top["received"]:
         first = steps[0]
         whom = (f"all {top['opened']:,}" if top["received"] == top["deliveries"]
@@ -320,7 +326,13 @@ def describe_websockets(configuration: dict[str, Any]) -> str:
     if missing:
         every = sum(s["deliveries"] for s in steps)
         parts.append(f"{missing:,} of {every:,} deliveries did not arrive within "
-                     "10 s.")
+                     f"{timeout_s:g} s.")
+    others = max((s.get("others_cpu") or 0.0 for s in steps), default=0.0)
+    if others >= OTHERS_BUSY:
+        cores = next((s["cores"] for s in steps if s.get("cores")), None)
+        parts.append(f"While it broadcast, other programs kept up to {others:.1f} of the "
+                     f"machine's {cores} cores busy: on a quieter machine these times are "
+                     "shorter.")
     client = top.get("client_cpu")
     if client is not None and client >= SATURATED:
         parts.append(f"The lab's client, one process, was busy {_pct(client)} of each "

@@ -290,6 +290,7 @@ def _websockets(plan: LabPlan, progress: Progress) -> dict[str, Any] | None:
         })
     return {"asked": list(plan.ws_sockets), "sockets": ladder, "capped": capped,
             "app": APPS[("asgi", "chat")], "message_bytes": ws_measure.MESSAGE_BYTES,
+            "broadcast_timeout_s": ws_measure.BROADCAST_SECONDS,
             "configurations": configurations}
 
 

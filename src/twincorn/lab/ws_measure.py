@@ -21,7 +21,8 @@ process, on an event loop of its own — does, in order:
    median over the broadcasts of the time until the last listener had it.
    The server's CPU time over the broadcasts, divided by the messages it
    wrote, is what one write costs it; the client's own CPU share says
-   whether reading them was the limit (both run on this machine);
+   whether reading them was the limit (both run on this machine), and the
+   machine's (cpu.py) how much other programs took meanwhile;
 5. closes every socket (a close frame each, CLOSE_SECONDS at most for the
    answers; the rest are dropped), also on an error or Ctrl-C.
 
@@ -48,7 +49,7 @@ from typing import Any
 from websockets.client import ClientProtocol
 from websockets.uri import parse_uri
 
-from twincorn.lab.cpu import group_cpu_seconds
+from twincorn.lab.cpu import CpuShares, CpuWatch
 from twincorn.lab.memory import Memory, group_memory
 from twincorn.load.connection import TIMEOUT, RequestError, connect_error
 from twincorn.load.ws_connection import WsConnection
@@ -163,9 +164,16 @@ class Opening:
 
 
 def step_figures(sockets: int, held: int, opening: Opening, before: Memory, with_them: Memory,
-                 broadcasts: list[Broadcast], server_cpu_s: float | None) -> dict[str, Any]:
+                 broadcasts: list[Broadcast], shares: CpuShares,
+                 seconds: float) -> dict[str, Any]:
     """One rung's figures, as results.json keeps them (times in ms): the
-    rung of `sockets` listeners, `held` of them open."""
+    rung of `sockets` listeners, `held` of them open; `shares`, the CPU's
+    over the `seconds` its broadcasts took."""
+    server_cpu_s = None if shares.server is None else shares.server * seconds
+    others = None  # cores' worth of work that was neither the server's nor ours
+    if shares.server is not None and shares.machine is not None and shares.cores:
+        busy_cores = shares.machine * shares.cores
+        others = max(0.0, round(busy_cores - shares.server - shares.load_generator, 2))
     arrivals = sorted(a for b in broadcasts for a in b.arrivals)
     lasts = [max(b.arrivals) for b in broadcasts if b.arrivals]
     written = sum(b.listeners + 1 for b in broadcasts)  # the sender hears its own too
@@ -189,6 +197,9 @@ def step_figures(sockets: int, held: int, opening: Opening, before: Memory, with
         "server_us_per_message": (round(server_cpu_s / written * 1e6, 2)
                                   if server_cpu_s is not None and written else None),
         "client_cpu": round(sum(b.client_cpu_s for b in broadcasts) / busy, 3) if busy else None,
+        "machine_cpu": shares.machine,
+        "cores": shares.cores,
+        "others_cpu": others,
     }
 
 
@@ -340,15 +351,14 @@ async def _hold(port: int, pgid: int, ladder: Sequence[int],
             if with_them is None:
                 problem = "the server ended"
                 break
-            cpu = group_cpu_seconds(pgid)
             broadcasts = []
-            for index in range(broadcasts_for(sockets)):
-                broadcasts.append(await room.broadcast(index))
-                await asyncio.sleep(GAP_SECONDS)
-            after = group_cpu_seconds(pgid)
-            server_cpu = None if cpu is None or after is None else after - cpu
+            started = perf_counter()
+            with CpuWatch(pgid) as watch:
+                for index in range(broadcasts_for(sockets)):
+                    broadcasts.append(await room.broadcast(index))
+                    await asyncio.sleep(GAP_SECONDS)
             steps.append(step_figures(sockets, len(room.listeners), opening, before, with_them,
-                                      broadcasts, server_cpu))
+                                      broadcasts, watch.shares, perf_counter() - started))
             if opening.failed:
                 problem = (f"{opening.failed:,} of {wanted:,} sockets did not open "
                            f"({opening.error}): the ladder stopped at {sockets:,}")

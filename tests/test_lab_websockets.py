@@ -263,6 +263,19 @@ def test_the_plans() -> None:
         assert peers[1].title.startswith("uvicorn (--ws ")
 
 
+def test_only_knows_the_websocket_servers(capsys: pytest.CaptureFixture[str]) -> None:
+    from twincorn.cli import main
+
+    assert main(["lab", "--quick", "--only", "twincorn-ws"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("twincorn lab: error: --only twincorn-ws: the WebSocket part is not "
+                          "in this run; add --websockets (--quick leaves it out)"), err
+    assert main(["lab", "--only", "nope"]) == 2
+    assert "known: twincorn-asgi, twincorn-ws, twincorn-wsgi" in capsys.readouterr().err
+    assert main(["lab", "--no-websockets", "--only", "twincorn-ws"]) == 2
+    assert "the WebSocket part is not in this run" in capsys.readouterr().err
+
+
 class FakeSend:
     """An ASGI send that keeps what it was given, or raises once closed."""
 

@@ -93,6 +93,7 @@ def main(args: dict[str, Any]) -> int:
     from twincorn.lab.experiment import LabPlan, run_plan
     from twincorn.lab.report import write_report
     from twincorn.lab.servers import ServerFailed
+    from twincorn.lab.setups import websocket_setups
 
     out = Path(args["out"])
     if args.get("analyse"):
@@ -106,6 +107,10 @@ def main(args: dict[str, Any]) -> int:
     if args.get("only"):
         known = {s.key for s in plan.setups + plan.ws_setups}
         unknown = set(args["only"]) - known
+        left_out = unknown & {s.key for s in websocket_setups(1, args["peers"])}
+        if left_out and not plan.ws_setups:
+            return _error(f"--only {', '.join(sorted(left_out))}: the WebSocket part is not in "
+                          "this run; add --websockets (--quick leaves it out)")
         if unknown:
             return _error(f"--only: unknown configuration {', '.join(sorted(unknown))}; "
                           f"known: {', '.join(sorted(known))}")

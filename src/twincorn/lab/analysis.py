@@ -126,14 +126,18 @@ def summary_body(results: dict[str, Any]) -> str:
 
 def summary_parts(results: dict[str, Any]) -> dict[str, list[str]]:
     """The summary's sections as markdown lines, by name ("ramps", "open",
-    "hello", "lesson"; an empty one is left out): index.html puts its charts
-    between them."""
+    "hello", "lesson", "websockets"; an empty one is left out): index.html
+    puts its charts between them."""
     parts = {"ramps": ramps_markdown(results), "open": open_markdown(results),
-             "hello": hello_markdown(results.get("hello", [])), "lesson": _LESSON}
+             "hello": hello_markdown(results.get("hello", [])),
+             "lesson": _LESSON if results["configurations"] else [],
+             "websockets": websockets_markdown(results.get("websockets"))}
     return {name: lines for name, lines in parts.items() if lines}
 
 
 def ramps_markdown(results: dict[str, Any]) -> list[str]:
+    if not results["configurations"]:
+        return []
     service = results["service_time_s"]
     lines = [
         f"Each request of the slow apps waits {service:g} s (a database, an API). "
@@ -252,6 +256,121 @@ def hello_markdown(hello: list[dict[str, Any]]) -> list[str]:
             "",
         ]
     return lines
+
+
+#: Other programs busy on this many cores' worth during the broadcasts:
+#: said, as the times then depend on them too.
+OTHERS_BUSY = 0.25
+
+_MEMORY_KINDS = {
+    "USS": "USS, the pages of its processes that are theirs alone",
+    "RSS": "RSS, as /proc gives no USS here",
+}
+
+
+def websockets_markdown(part: dict[str, Any] | None) -> list[str]:
+    """The WebSocket part's section: memory per idle socket and broadcast
+    latency, per server, then what they teach (None: the part did not run)."""
+    if not part:
+        return []
+    ladder = part["sockets"]
+    measured = [c for c in part["configurations"] if c["steps"]]
+    kind = next((c["memory"] for c in measured if c.get("memory")), "USS")
+    lines = [
+        "## Holding WebSockets", "",
+        f"The chat room of `{part['app'].split(':')[0].replace('.', '/')}.py` (every message "
+        f"goes to every member) on one server process. The lab opened "
+        f"{_and([f'{n:,}' for n in ladder])} idle WebSockets to it, one rung after the other, "
+        f"and read the server's memory before and with them open "
+        f"({_MEMORY_KINDS.get(kind, kind)}; the kernel's socket buffers are in no process's "
+        f"memory). Then one more client sent {part['message_bytes']}-byte messages to the "
+        "room, and each one's arrival at every socket was timed.",
+        "",
+    ]
+    if part.get("capped"):
+        lines += [f"The ladder was cut short: {part['capped']}.", ""]
+    timeout = part.get("broadcast_timeout_s", 10.0)
+    lines += [describe_websockets(c, timeout) for c in part["configurations"]]
+    lines.append("")
+    lines += websockets_lesson(measured)
+    return lines
+
+
+def describe_websockets(configuration: dict[str, Any], timeout_s: float) -> str:
+    """A bullet on one server's sockets: memory each, broadcast latency
+    (`timeout_s`: how long a broadcast was waited for)."""
+    head = f"- **{configuration['title']}** (`{configuration['command']}`)"
+    steps = configuration["steps"]
+    if not steps:
+        return f"{head}: no measurement ({configuration.get('problem') or 'nothing ran'})."
+    top = steps[-1]
+    growth = (top["memory_kib"] - configuration["before_kib"]) / 1024
+    lower = "; ".join(f"{s['opened']:,}: {s['per_socket_kib']:.1f} KiB"
+                      for s in reversed(steps[:-1]) if s["per_socket_kib"] is not None)
+    parts = [f"{head}: {top['opened']:,} idle sockets took {growth:.1f} MiB more, "
+             f"{top['per_socket_kib']:.1f} KiB each" + (f" ({lower})." if lower else ".")]
+    if top["received"]:
+        first = steps[0]
+        whom = (f"all {top['opened']:,}" if top["received"] == top["deliveries"]
+                else "the sockets that heard it")
+        parts.append(
+            f"A broadcast reached {whom} in {_ms(top['last_ms'])} (over "
+            f"{top['broadcasts']} broadcasts: p50 {_ms(top['p50_ms'])}, p99 "
+            f"{_ms(top['p99_ms'])}, max {_ms(top['max_ms'])}"
+            + (f"; {first['opened']:,} sockets: {_ms(first['last_ms'])}"
+               if first is not top and first["last_ms"] is not None else "") + ")"
+            + (f", {top['server_us_per_message']:.1f} µs of the server's CPU per socket "
+               "written." if top.get("server_us_per_message") else "."))
+    missing = sum(s["deliveries"] - s["received"] for s in steps)
+    if missing:
+        every = sum(s["deliveries"] for s in steps)
+        parts.append(f"{missing:,} of {every:,} deliveries did not arrive within "
+                     f"{timeout_s:g} s.")
+    others = max((s.get("others_cpu") or 0.0 for s in steps), default=0.0)
+    if others >= OTHERS_BUSY:
+        cores = next((s["cores"] for s in steps if s.get("cores")), None)
+        parts.append(f"While it broadcast, other programs kept up to {others:.1f} of the "
+                     f"machine's {cores} cores busy: on a quieter machine these times are "
+                     "shorter.")
+    client = top.get("client_cpu")
+    if client is not None and client >= SATURATED:
+        parts.append(f"The lab's client, one process, was busy {_pct(client)} of each "
+                     "broadcast reading them: at this size its reads took about as long as "
+                     "the server's writes.")
+    if configuration.get("problem"):
+        parts.append(f"It stopped early: {configuration['problem']}.")
+    return " ".join(parts)
+
+
+def websockets_lesson(measured: list[dict[str, Any]]) -> list[str]:
+    """What the part teaches, in the first measured server's figures."""
+    if not measured:
+        return []
+    c = measured[0]
+    top, first = c["steps"][-1], c["steps"][0]
+    lines = [
+        f"One process held {top['opened']:,} idle sockets for {top['per_socket_kib']:.1f} "
+        f"KiB each ({c['title']}) because an idle WebSocket is a file descriptor and a "
+        "coroutine waiting in `receive()`, not a thread: a server with a thread per "
+        "socket would give each its own stack, and switch between thousands of them.",
+    ]
+    if top is not first and top["last_ms"] and first["last_ms"]:
+        lines[0] += (
+            f" A broadcast costs one write per socket, so its latency grows with the "
+            f"sockets: {top['opened'] / first['opened']:g} times the sockets took "
+            f"{top['last_ms'] / first['last_ms']:.0f} times as long "
+            f"({_ms(first['last_ms'])} for {first['opened']:,}, {_ms(top['last_ms'])} for "
+            f"{top['opened']:,}).")
+    return [*lines, ""]
+
+
+def _and(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _ms(ms: float) -> str:
+    return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.1f} ms"
 
 
 def run_when(started: str, duration_s: float) -> str:

@@ -20,6 +20,10 @@ tests check it here:
   latency, grows in proportion to the time, and shows as a straight ramp.
   Each point is the mean latency of the requests sent in 0.1 s (at a few
   requests a second, one request), counted from when it was sent.
+* The WebSocket chart is log-log too: the time a broadcast takes to reach
+  every socket, against the idle sockets held, with, dashed, one write per
+  socket at what a write cost the server (its CPU time over the broadcasts,
+  per message written): growth in proportion to the sockets, a diagonal.
 """
 
 from __future__ import annotations
@@ -43,9 +47,12 @@ MEASURED_WIDTH, MODEL_WIDTH = 2.5, 1.5
 
 def chart_specs(results: dict[str, Any]) -> dict[str, Any]:
     """Every chart of the report: {"ramps": [throughput, latency],
-    "fixed_rate": [one per shared arrival rate]}."""
-    return {"ramps": [ramp_chart(results, "throughput"), ramp_chart(results, "latency")],
-            "fixed_rate": fixed_rate_charts(results)}
+    "fixed_rate": [one per shared arrival rate], "websockets": [the
+    broadcast chart]}; a part that did not run has none."""
+    ramps = ([ramp_chart(results, "throughput"), ramp_chart(results, "latency")]
+             if results["configurations"] else [])
+    return {"ramps": ramps, "fixed_rate": fixed_rate_charts(results),
+            "websockets": websocket_charts(results.get("websockets"))}
 
 
 def style(index: int) -> dict[str, Any]:
@@ -174,6 +181,49 @@ def _rate_chart(results: dict[str, Any], rate: float, who: list[int]) -> dict[st
         "annotations": [],
         "notes": notes,
     }
+
+
+def websocket_charts(part: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The time until every socket had a broadcast, against the sockets
+    held, per server (measured: the median over the rung's broadcasts), and
+    beside it the model: as many writes as sockets, each costing the CPU
+    time the server spent per message written at its top rung."""
+    configurations = [c for c in (part or {}).get("configurations", []) if c["steps"]]
+    if not configurations:
+        return []
+    names = [c["title"] for c in configurations]  # few, short: named in full
+    rungs = sorted({s["opened"] for c in configurations for s in c["steps"]})
+    measured_lines, model_lines, costs = [], [], []
+    for i, c in enumerate(configurations):
+        nudge = 2 ** (NUDGE * (i - (len(configurations) - 1) / 2))
+        steps = [s for s in c["steps"] if s["last_ms"]]
+        measured_lines.append(_line(i, c["title"], "measured", names[i],
+                                    [[s["opened"] * nudge, s["last_ms"]] for s in steps]))
+        cost = c["steps"][-1].get("server_us_per_message")
+        model = [] if not cost else [[s["opened"] * nudge, s["opened"] * cost / 1000]
+                                     for s in c["steps"]]
+        model_lines.append(_line(i, c["title"], "model", None, model))
+        if cost:
+            costs.append(f"{cost:.1f} µs for {c['title']}")
+    series = measured_lines + model_lines
+    values = [p[1] for s in series for p in s["points"]]
+    notes = []
+    if costs:
+        notes.append(
+            f"Dashed, the model: one write per socket, each costing what a message written "
+            f"cost the server's CPU during the broadcasts ({', '.join(costs)}). Where the "
+            "solid line runs above it, something else took time too: the message's way to "
+            "the server and back, the client reading the sockets, waiting for a core.")
+    return [{
+        "id": "websockets",
+        "title": "A broadcast: time until every socket had it",
+        "x": {"label": "idle WebSockets held by one process", "log": 2, "ticks": rungs,
+              "min": min(rungs) / 2 ** 0.3, "max": max(rungs) * 2 ** 0.3, "unit": "sockets"},
+        "y": _log_axis(values, "until the last socket had it (ms)", "ms"),
+        "series": series,
+        "annotations": [],
+        "notes": notes,
+    }]
 
 
 def _line(index: int, title: str, role: str, end_label: str | None,

@@ -16,7 +16,9 @@ Run the classic experiment: a WSGI app that blocks for a second per request
 and an ASGI app that awaits a second, served by twincorn with 4 blocking
 workers, 4 workers x 8 threads, and 1 async worker (and, with --peers, by
 gunicorn and uvicorn as the seed ran them); load each with a growing number
-of users (twincorn load, no think time) and at fixed rates; then write a
+of users (twincorn load, no think time) and at fixed rates; then hold
+thousands of idle WebSockets on one process (a chat room) for their memory
+and the latency of a broadcast to them all; then write a
 report (index.html, PNG charts, results.json, summary.md) that compares
 what was measured with what the model predicts.
 """
@@ -36,8 +38,8 @@ def add_parser(commands: Any) -> None:
                      help="folder of the report [default: lab-report]")
     lab.add_argument("--only", action="append", metavar="KEY",
                      help="run only this configuration (twincorn-wsgi, twincorn-wsgi-threads, "
-                          "twincorn-asgi, gunicorn-wsgi, gunicorn-uvicorn-asgi, uvicorn-asgi); "
-                          "repeat for more")
+                          "twincorn-asgi, gunicorn-wsgi, gunicorn-uvicorn-asgi, uvicorn-asgi; "
+                          "in the WebSocket part twincorn-ws, uvicorn-ws); repeat for more")
     lab.add_argument("--max-users", type=_positive(int), metavar="N",
                      help="the ramp's last step [default: 64 quick, 256 full]")
     lab.add_argument("--step-seconds", type=_positive(float), metavar="S",
@@ -45,6 +47,10 @@ def add_parser(commands: Any) -> None:
     lab.add_argument("--service-time", type=_positive(float), metavar="S",
                      help="how long the slow apps wait per request [default: 1]")
     lab.add_argument("--no-hello", action="store_true", help="skip the hello apps")
+    lab.add_argument("--websockets", action=argparse.BooleanOptionalAction,
+                     help="the WebSocket part: idle sockets held by one process, their memory "
+                          "and a broadcast's latency [default: in the full run, not with "
+                          "--quick]")
     lab.add_argument("--no-fixed-rate", action="store_true",
                      help="skip the fixed-rate runs (the open model); only the ramps of users")
     # The old name, which read as "do not open a browser": kept, hidden, with a warning.
@@ -87,6 +93,7 @@ def main(args: dict[str, Any]) -> int:
     from twincorn.lab.experiment import LabPlan, run_plan
     from twincorn.lab.report import write_report
     from twincorn.lab.servers import ServerFailed
+    from twincorn.lab.setups import websocket_setups
 
     out = Path(args["out"])
     if args.get("analyse"):
@@ -95,14 +102,20 @@ def main(args: dict[str, Any]) -> int:
         except (OSError, ValueError) as exc:
             return _error(f"--analyse {args['analyse']}: cannot read it ({exc})")
         return _finish(results, out, write_report)
-    plan = LabPlan.quick_plan(args["peers"]) if args["quick"] else LabPlan.full_plan(args["peers"])
+    make = LabPlan.quick_plan if args["quick"] else LabPlan.full_plan
+    plan = make(args["peers"], args.get("websockets"))
     if args.get("only"):
-        known = {s.key for s in plan.setups}
+        known = {s.key for s in plan.setups + plan.ws_setups}
         unknown = set(args["only"]) - known
+        left_out = unknown & {s.key for s in websocket_setups(1, args["peers"])}
+        if left_out and not plan.ws_setups:
+            return _error(f"--only {', '.join(sorted(left_out))}: the WebSocket part is not in "
+                          "this run; add --websockets (--quick leaves it out)")
         if unknown:
             return _error(f"--only: unknown configuration {', '.join(sorted(unknown))}; "
                           f"known: {', '.join(sorted(known))}")
         plan.setups = [s for s in plan.setups if s.key in args["only"]]
+        plan.ws_setups = [s for s in plan.ws_setups if s.key in args["only"]]
     for name in ("max_users", "step_seconds", "service_time"):
         if args.get(name) is not None:
             setattr(plan, name, args[name])

@@ -37,12 +37,13 @@ def _ticks_per_second() -> int:
     return os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def group_cpu_seconds(pgid: int, proc: Path = _PROC) -> float | None:
-    """CPU seconds (user + system) used so far by the live processes of
-    process group `pgid`; None where /proc cannot tell."""
+def group_stats(pgid: int, proc: Path = _PROC) -> dict[int, list[str]] | None:
+    """The live processes of process group `pgid`: pid -> the fields of its
+    /proc/<pid>/stat from the third on (the state); None where /proc cannot
+    tell."""
     if not (proc / "self" / "stat").is_file():
         return None
-    total = 0
+    found = {}
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -54,7 +55,18 @@ def group_cpu_seconds(pgid: int, proc: Path = _PROC) -> float | None:
         # the fields are counted from its last ")".
         fields = stat.rsplit(")", 1)[1].split()
         if int(fields[2]) == pgid:  # field 5, pgrp
-            total += int(fields[11]) + int(fields[12])  # fields 14 and 15: utime, stime
+            found[int(entry.name)] = fields
+    return found
+
+
+def group_cpu_seconds(pgid: int, proc: Path = _PROC) -> float | None:
+    """CPU seconds (user + system) used so far by the live processes of
+    process group `pgid`; None where /proc cannot tell."""
+    members = group_stats(pgid, proc)
+    if members is None:
+        return None
+    # Fields 14 and 15: utime, stime.
+    total = sum(int(fields[11]) + int(fields[12]) for fields in members.values())
     return total / _ticks_per_second()
 
 

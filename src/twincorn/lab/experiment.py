@@ -6,12 +6,17 @@ against a server that stays up for the whole ramp: N users, each sending
 its next request as soon as the last one is answered. The first seconds
 of a step are a warm-up — the queue of a saturated server takes about one
 latency to fill — and only what follows is measured.
+
+The WebSocket part (ws_measure.py) then holds a growing number of idle
+sockets on one server process at a time, reading its memory and timing
+broadcasts to them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib.metadata
 import platform
 import sys
 import time
@@ -20,15 +25,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twincorn import __version__
+from twincorn.lab import ws_measure
 from twincorn.lab.analysis import knee
 from twincorn.lab.measure import measure_closed, measure_open
 from twincorn.lab.servers import running
-from twincorn.lab.setups import Setup, peer_setups, twincorn_setups
+from twincorn.lab.setups import APPS, Setup, peer_setups, twincorn_setups, websocket_setups
 from twincorn.load.plan import usable_cpus
 
 #: A blocking setup's ramp stops at this many users per slot: by then three
 #: users in four wait in its queue, and a further step only waits longer.
 QUEUE_FACTOR = 4
+#: The WebSocket part's rungs: idle sockets held at once (the full run's,
+#: and --quick --websockets's).
+WS_LADDER = (100, 1_000, 5_000)
+WS_LADDER_QUICK = (100, 1_000)
+#: twincorn's connection limit in the WebSocket part: the top rung and this
+#: many more (the sender, the start-up check).
+WS_CONNECTIONS_SPARE = 100
 
 
 @dataclass
@@ -46,20 +59,37 @@ class LabPlan:
     rate_seconds: float = 5.0
     hello_users: tuple[int, ...] = (16,)
     hello_seconds: float = 2.0
+    #: The WebSocket part: its servers, and the idle sockets each holds at
+    #: each rung (none: the part is left out).
+    ws_setups: list[Setup] = field(default_factory=list)
+    ws_sockets: tuple[int, ...] = ()
     quick: bool = False
     say: Callable[[str], None] = field(default=lambda text: print(text, file=sys.stderr))
 
     @classmethod
-    def quick_plan(cls, peers: bool = False) -> LabPlan:
-        return cls(twincorn_setups() + (peer_setups() if peers else []), quick=True,
+    def quick_plan(cls, peers: bool = False, websockets: bool | None = None) -> LabPlan:
+        """--quick: the WebSocket part only when asked for."""
+        plan = cls(twincorn_setups() + (peer_setups() if peers else []), quick=True,
                    max_users=64, step_seconds=2.0, rate_seconds=4.0, async_rates=())
+        if websockets:
+            plan.with_websockets(WS_LADDER_QUICK, peers)
+        return plan
 
     @classmethod
-    def full_plan(cls, peers: bool = False) -> LabPlan:
-        return cls(twincorn_setups() + (peer_setups() if peers else []), max_users=256,
+    def full_plan(cls, peers: bool = False, websockets: bool | None = None) -> LabPlan:
+        """The full run: the WebSocket part unless told otherwise."""
+        plan = cls(twincorn_setups() + (peer_setups() if peers else []), max_users=256,
                    step_seconds=5.0, rate_factors=(0.5, 1.0, 1.5),
                    async_rates=(16.0, 64.0, 256.0), rate_seconds=8.0,
                    hello_users=(1, 8, 32, 128), hello_seconds=3.0)
+        if websockets is None or websockets:
+            plan.with_websockets(WS_LADDER, peers)
+        return plan
+
+    def with_websockets(self, ladder: tuple[int, ...], peers: bool = False) -> None:
+        """Add the WebSocket part, climbing `ladder`."""
+        self.ws_sockets = ladder
+        self.ws_setups = websocket_setups(max(ladder) + WS_CONNECTIONS_SPARE, peers)
 
     def users(self, setup: Setup) -> list[int]:
         """The ramp's steps for `setup`: one ladder for every setup, so that
@@ -119,6 +149,8 @@ class LabPlan:
             total += restarts * start + rates * 1.5 * self.rate_seconds
         per_hello = 2.0 + len(self.hello_users) * (self.hello_seconds + 0.5)
         total += len(hello_setups(self)) * per_hello
+        if self.ws_sockets:
+            total += len(self.ws_setups) * (start + ws_measure.estimate(self.ws_sockets))
         return total
 
 
@@ -136,6 +168,7 @@ class Progress:
         self.plan = plan
         self.total = sum(len(plan.users(s)) + len(plan.rates(s)) for s in plan.setups)
         self.total += len(hello_setups(plan))
+        self.total += len(plan.ws_setups) * len(plan.ws_sockets)
         self.done = 0
         self.started = time.monotonic()
         self.estimate = plan.estimate()
@@ -151,14 +184,15 @@ def run_plan(plan: LabPlan) -> dict[str, Any]:
     """Run every part of the plan; the results (as results.json holds them)."""
     started = time.monotonic()
     progress = Progress(plan)
-    count = len(plan.setups)
+    count = len(plan.setups) + len(plan.ws_setups)
     plan.say(f"twincorn lab: {count} configuration{'' if count == 1 else 's'}, about "
              f"{progress.estimate:.0f} s; Ctrl-C stops it (servers included)")
     configurations = []
     for setup in plan.setups:
         configurations.append(_ramp(plan, setup, progress))
     hello = [_hello(plan, setup, progress) for setup in hello_setups(plan)]
-    return {
+    websockets = _websockets(plan, progress)
+    results = {
         "version": 1,
         "quick": plan.quick,
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -169,6 +203,9 @@ def run_plan(plan: LabPlan) -> dict[str, Any]:
         "configurations": configurations,
         "hello": hello,
     }
+    if websockets is not None:
+        results["websockets"] = websockets
+    return results
 
 
 def _ramp(plan: LabPlan, setup: Setup, progress: Progress) -> dict[str, Any]:
@@ -230,3 +267,37 @@ def _hello(plan: LabPlan, setup: Setup, progress: Progress) -> dict[str, Any]:
             "command": setup.shown_command("hello"), "workers": setup.workers,
             "steps": steps}
 
+
+
+def _websockets(plan: LabPlan, progress: Progress) -> dict[str, Any] | None:
+    """The WebSocket part, each server in turn (None: not in the plan)."""
+    if not (plan.ws_sockets and plan.ws_setups):
+        return None
+    ladder, capped = ws_measure.fit_ladder(plan.ws_sockets, ws_measure.descriptor_limit())
+    if capped:
+        plan.say(f"twincorn lab: {capped}")
+    configurations = []
+    for setup in plan.ws_setups:
+        def rung(sockets: int, setup: Setup = setup) -> None:
+            progress.step(setup, f"WebSockets · {sockets:,} idle sockets")
+
+        with running(setup, "chat", plan.service_time) as server:
+            held = ws_measure.measure_holding(server.port, server.process.pid, ladder, rung)
+        configurations.append({
+            "key": setup.key, "title": setup.title, "server": setup.server,
+            "software": f"{setup.server} {_version(setup.server)}",
+            "command": setup.shown_command("chat"), "peer": setup.peer, **held,
+        })
+    return {"asked": list(plan.ws_sockets), "sockets": ladder, "capped": capped,
+            "app": APPS[("asgi", "chat")], "message_bytes": ws_measure.MESSAGE_BYTES,
+            "broadcast_timeout_s": ws_measure.BROADCAST_SECONDS,
+            "configurations": configurations}
+
+
+def _version(distribution: str) -> str:
+    if distribution == "twincorn":
+        return __version__
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"

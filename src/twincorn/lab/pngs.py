@@ -1,7 +1,8 @@
 """The report's charts as PNG files, with matplotlib (the `lab` extra):
-throughput.png and latency.png (against users) and fixed-rate.png
-(latency second by second), drawn from the same specs as index.html
-(charts.py). Without matplotlib, nothing is written.
+throughput.png and latency.png (against users), fixed-rate.png (latency
+second by second) and websockets.png (a broadcast's latency against the
+sockets held), drawn from the same specs as index.html (charts.py).
+Without matplotlib, nothing is written.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def write_pngs(results: dict[str, Any], out: Path) -> list[Path]:
         return []
     specs = chart_specs(results)
     written = []
-    for spec in specs["ramps"]:
+    for spec in specs["ramps"] + specs["websockets"]:
         figure, axes = plt.subplots(figsize=(8.4, 5.0), dpi=_DPI)
         _draw(axes, spec)
         _legend(axes, spec)

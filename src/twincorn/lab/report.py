@@ -2,12 +2,12 @@
 
 index.html is one self-contained file (uPlot, report.js and the numbers
 inlined): the charts that charts.py specifies — throughput and latency
-against users, and latency second by second at fixed rates — each under a
-legend that tells the measured lines (solid, with markers) from the model
-(dashed), then the summary in words (analysis.py) and a table per
-configuration. The PNG files (pngs.py) draw the same charts with
-matplotlib (the `lab` extra), for READMEs and slides; without matplotlib
-they are skipped with a note.
+against users, latency second by second at fixed rates, and a broadcast's
+latency against the WebSockets held — each under a legend that tells the
+measured lines (solid, with markers) from the model (dashed), then the
+summary in words (analysis.py) and a table per configuration. The PNG
+files (pngs.py) draw the same charts with matplotlib (the `lab` extra),
+for READMEs and slides; without matplotlib they are skipped with a note.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ p.note { font-size: 14px; color: #333; margin: 4px 0 8px; }
 table.lab { border-collapse: collapse; margin: 8px 0 24px; font-size: 14px; }
 table.lab th, table.lab td { border-bottom: 1px solid #ddd; padding: 4px 10px;
                              text-align: right; }
+table.lab td { white-space: nowrap; }
 table.lab th:first-child, table.lab td:first-child { text-align: left; }
 code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; }
 </style>
@@ -77,6 +78,7 @@ $ramps
 $summary_ramps
 $open
 $rest
+$websockets
 <h2>Every step</h2>
 $tables
 </main>
@@ -106,11 +108,19 @@ _HOW_TO_READ_RATES = (
 )
 
 
+_HOW_TO_READ_WS = (
+    "Both axes are logarithmic: a time that grows in proportion to the sockets "
+    "is a straight diagonal, as the dashed model does (one write per socket). "
+    "Each point is the median, over the rung's broadcasts, of the time from the "
+    "send until the last socket had the message."
+)
+
+
 def render_index(results: dict[str, Any]) -> str:
     specs = chart_specs(results)
     configurations = results["configurations"]
     parts = summary_parts(results)
-    ramps = (
+    ramps = "" if not specs["ramps"] else (
         f"<p class=\"note\">{html.escape(_HOW_TO_READ)}</p>"
         + legend([(c["title"], i) for i, c in enumerate(configurations)])
         + _charts_html(specs["ramps"])
@@ -124,12 +134,25 @@ def render_index(results: dict[str, Any]) -> str:
             + legend([(configurations[i]["title"], i) for i in shown])
             + _charts_html(specs["fixed_rate"])
         )
+    websockets_html = ""
+    held = [c for c in (results.get("websockets") or {}).get("configurations", [])
+            if c["steps"]]
+    if specs["websockets"]:
+        websockets_html = (
+            markdown_to_html("\n".join(parts.pop("websockets", [])))
+            + f"<p class=\"note\">{html.escape(_HOW_TO_READ_WS)}</p>"
+            + legend([(c["title"], i) for i, c in enumerate(held)])
+            + _charts_html(specs["websockets"])
+        )
     charts = [{"spec": spec, "columns": aligned(spec)}
-              for spec in specs["ramps"] + specs["fixed_rate"]]
-    subtitle = (
-        f"{len(configurations)} configurations; slow apps waiting "
-        f"{results['service_time_s']:g} s per request. {run_line(results)}"
-    )
+              for spec in specs["ramps"] + specs["fixed_rate"] + specs["websockets"]]
+    what = []
+    if configurations:
+        what.append(f"{len(configurations)} configurations; slow apps waiting "
+                    f"{results['service_time_s']:g} s per request")
+    if held:
+        what.append(f"WebSockets held by {len(held)} server{'s' if len(held) != 1 else ''}")
+    subtitle = "; ".join(what) + (". " if what else "") + run_line(results)
     return _PAGE.substitute(
         title=html.escape(TITLE),
         uplot_css=read_static(UPLOT_CSS),
@@ -140,7 +163,9 @@ def render_index(results: dict[str, Any]) -> str:
         summary_ramps=markdown_to_html("\n".join(parts.pop("ramps", []))),
         open=open_html,
         rest=markdown_to_html("\n".join(line for lines in parts.values() for line in lines)),
-        tables="\n".join(_table(c) for c in configurations) + _open_table(configurations),
+        websockets=websockets_html,
+        tables="\n".join(_table(c) for c in configurations) + _open_table(configurations)
+        + websockets_table(results.get("websockets")),
         charts=_script_safe(json.dumps(charts)),
     )
 
@@ -276,3 +301,38 @@ def _open_table(configurations: list[dict[str, Any]]) -> str:
             + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>")
 
 
+
+
+WEBSOCKETS_HEAD = ("server", "sockets", "memory (MiB)", "KiB per socket", "broadcasts",
+                   "p50", "p99", "max", "all had it", "server CPU per write", "received")
+
+
+def websockets_rows(part: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    """The WebSocket part's table, a row per server and rung (the cells as
+    shown): memory with the sockets open, what each added, the broadcasts'
+    latency, the server's CPU per message written, the messages received of
+    those sent to the listeners."""
+    rows: list[tuple[str, ...]] = []
+    for c in (part or {}).get("configurations", []):
+        for s in c["steps"]:
+            cost = s.get("server_us_per_message")
+            rows.append((
+                c["title"], f"{s['opened']:,}", f"{s['memory_kib'] / 1024:.1f}",
+                "-" if s["per_socket_kib"] is None else f"{s['per_socket_kib']:.1f}",
+                str(s["broadcasts"]), _ms(s["p50_ms"]), _ms(s["p99_ms"]), _ms(s["max_ms"]),
+                _ms(s["last_ms"]), "-" if cost is None else f"{cost:.1f} µs",
+                f"{s['received']:,} of {s['deliveries']:,}",
+            ))
+    return rows
+
+
+def websockets_table(part: dict[str, Any] | None) -> str:
+    rows = websockets_rows(part)
+    if part is None or not rows:
+        return ""
+    kind = next((c["memory"] for c in part["configurations"] if c.get("memory")), "USS")
+    head = [h if h != "memory (MiB)" else f"memory, {kind} (MiB)" for h in WEBSOCKETS_HEAD]
+    return ("<h3>Holding WebSockets</h3><table class=\"lab\"><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in row) + "</tr>"
+                      for row in rows) + "</table>")

@@ -31,6 +31,8 @@ APPS = {
     ("wsgi", "slow"): "examples.wsgi.slow_app:app",
     ("asgi", "hello"): "examples.asgi.app:app",
     ("asgi", "slow"): "examples.asgi.slow_app:app",
+    # The WebSocket part: a chat room, every message sent to every member.
+    ("asgi", "chat"): "examples.asgi.chat:app",
 }
 
 Command = Callable[[str, int], list[str]]
@@ -139,3 +141,35 @@ def peer_setups(workers: int = 4) -> list[Setup]:
         found.append(Setup("uvicorn-asgi", "uvicorn (ASGI, one process)", "uvicorn", "asgi",
                            1, 1, _uvicorn, "uvicorn APP", peer=True))
     return found
+
+
+def websocket_setups(connections: int, peers: bool = False) -> list[Setup]:
+    """The WebSocket part's servers, each one process holding every socket:
+    twincorn's one async worker (`connections`: its connection limit, an
+    open WebSocket counting as one) and, with `peers`, uvicorn with its
+    default WebSocket implementation (`--ws auto`)."""
+    def twincorn(app: str, port: int) -> list[str]:
+        return [*_twincorn(1, 1)(app, port), "--worker-connections", str(connections)]
+
+    found = [Setup("twincorn-ws", "twincorn -w 1", "twincorn", "asgi", 1, 1, twincorn,
+                   f"twincorn serve APP -w 1 --worker-connections {connections}")]
+    if peers and importlib.util.find_spec("uvicorn") is not None:
+        found.append(Setup("uvicorn-ws", f"uvicorn (--ws {uvicorn_ws_default()})", "uvicorn",
+                           "asgi", 1, 1, _uvicorn, "uvicorn APP", peer=True))
+    return found
+
+
+def uvicorn_ws_default() -> str:
+    """The name of the implementation uvicorn's `--ws auto` picks here
+    ("websockets-sansio" in uvicorn 0.35 and later, where websockets is
+    installed), or "auto" where it cannot be told."""
+    try:
+        from uvicorn.config import WS_PROTOCOLS
+        from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+    except Exception:  # not installed, or laid out differently: say "auto"
+        return "auto"
+    if AutoWebSocketsProtocol is None:
+        return "none"
+    chosen = f"{AutoWebSocketsProtocol.__module__}:{AutoWebSocketsProtocol.__qualname__}"
+    return next((name for name, path in WS_PROTOCOLS.items()
+                 if path == chosen and name != "auto"), "auto")

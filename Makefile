@@ -5,6 +5,7 @@
 # make bench-load  twincorn load beside Locust and wrk, per core (needs wrk)
 # make bench-restarts  requests lost by restarts under keep-alive load, beside the peers
 # make bench-slow  twincorn and its peers under slowhttptest's four attacks
+# make bench-ws    WebSockets beside uvicorn, hypercorn and granian: echo, connects, idle memory
 # make fuzz   the long fuzz run of the HTTP/1.1 core (10 million inputs; docs/fuzzing.md)
 
 PYTHON ?= python3
@@ -15,7 +16,7 @@ DEMO_ARGS ?=
 FUZZ_INPUTS ?= 10000000
 FUZZ_SEED ?= 1
 
-.PHONY: demo hello test lint typecheck pytest bench bench-load bench-restarts bench-slow fuzz clean
+.PHONY: demo hello test lint typecheck pytest bench bench-load bench-restarts bench-slow bench-ws fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +78,9 @@ bench-slow: $(VENV)/.peers
 	@command -v slowhttptest >/dev/null || { echo "installing slowhttptest (Debian package)"; \
 		apt-get update -qq && apt-get install -y -qq slowhttptest; }
 	$(BIN)/python bench/slow_clients.py --markdown
+
+bench-ws: $(VENV)/.peers
+	$(BIN)/python bench/websocket.py --markdown
 
 bench-load: $(VENV)/.bench
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \

@@ -97,7 +97,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 async def asgi(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await lifespan(receive, send)
         return
     if scope["type"] != "http":
         return
@@ -116,7 +116,8 @@ async def asgi(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     await _count_and_answer(send, received == _expected_length(length))
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def lifespan(receive: Receive, send: Send) -> None:
+    """Answer startup and shutdown (bench/apps/ws_echo.py's app too)."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

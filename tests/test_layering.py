@@ -30,7 +30,10 @@ ALLOWED = {
     "main.py": {"twincorn", "twincorn.config", "twincorn.importer", "twincorn.logs",
                 "twincorn.master", "twincorn.server"},
     "config.py": {"twincorn.http", "twincorn.config_file", "twincorn.address", "twincorn.units",
-                  "twincorn.peer_flags", "twincorn.extras"},
+                  "twincorn.peer_flags", "twincorn.extras", "twincorn.settings"},
+    # The declarations themselves: the defaults they share with the core.
+    "settings": {"twincorn.settings", "twincorn.http", "twincorn.address",
+                 "twincorn.config_file"},
     "config_file.py": set(),
     "trace.py": {"twincorn.logs"},
     "lab": {"twincorn", "twincorn.lab", "twincorn.load", "twincorn.extras"},

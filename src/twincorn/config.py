@@ -1,7 +1,8 @@
-"""Every setting, declared once.
+"""Every setting, declared once, and what reads them.
 
-Each field of `Config` is one setting: its type (the annotation), default,
-help text, section and command-line flags come from that one declaration.
+Each field of `Config` is one setting, declared in `twincorn/settings/`: its
+type (the annotation), default, help text, section and command-line flags
+come from that one declaration.
 The `twincorn serve` flags, the TWINCORN_* environment variables, the names
 a config file may set (`-c twincorn.conf.py`), `twincorn.run(**settings)`
 and `docs/settings.md` are all made from it. Server hooks are settings too,
@@ -19,7 +20,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from twincorn import peer_flags
@@ -27,6 +28,15 @@ from twincorn.address import DEFAULT_BIND, DEFAULT_PORT, AddressError, parse_add
 from twincorn.config_file import DEFAULT_FILE, ConfigFileError, read_config_file
 from twincorn.extras import install_hint
 from twincorn.http import RequestPolicy
+from twincorn.settings.application import ApplicationSettings
+from twincorn.settings.connections import ConnectionSettings
+from twincorn.settings.development import DevelopmentSettings
+from twincorn.settings.hooks import HookSettings
+from twincorn.settings.http import HttpSettings
+from twincorn.settings.listening import ListenSettings
+from twincorn.settings.logs import LogSettings
+from twincorn.settings.processes import ProcessSettings
+from twincorn.settings.websockets import WebSocketSettings
 from twincorn.units import format_duration, format_size, parse_duration, parse_size
 
 ENV_PREFIX = "TWINCORN_"
@@ -34,445 +44,23 @@ ENV_PREFIX = "TWINCORN_"
 #: comma-separated list of inherited file descriptors (server/listener.py).
 #: Not a setting, though it shares the prefix.
 UPGRADE_ENV = ENV_PREFIX + "FDS"
-_P = RequestPolicy()
 _NO_LIMIT = sys.maxsize  # the core's own defaults, so that both agree
 
 
-def setting(
-    default: Any,
-    help: str,
-    *flags: str,
-    section: str = "server",
-    metavar: str | None = None,
-    positional: bool = False,
-    file_only: bool = False,
-    unit: Literal["size", "duration"] | None = None,
-    shown: str = "",
-) -> Any:
-    """Declare one setting (used as the default of a Config field).
-
-    `file_only` settings (the server hooks: functions) have no flag and no
-    environment variable; a config file or `twincorn.run` gives them.
-    A `unit` setting reads and shows sizes (64k, 100m) or durations (30s,
-    2m); `shown` says what an empty default (None, no value) stands for,
-    in --help and docs/settings.md. The help text itself names no default:
-    the declaration is its one source.
-    """
-    meta = {
-        "help": help,
-        "flags": flags,
-        "section": section,
-        "metavar": metavar,
-        "positional": positional,
-        "file_only": file_only,
-        "unit": unit,
-        "shown": shown,
-    }
-    if isinstance(default, list | dict):
-        frozen = tuple(default) if isinstance(default, list) else default
-        return field(default=frozen, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-Hook = Callable[..., Any]
-
-
-def hook(help: str) -> Mapping[str, Any]:
-    """The metadata of a server hook's field: declared by setting() like every
-    other, with no flag and no environment variable. (The fields themselves
-    are written `field(default=None, metadata=hook(...))`, which linters know
-    for a dataclass field.)"""
-    declared: dataclasses.Field[Any] = setting(None, help, section="server hooks",
-                                               file_only=True)
-    return declared.metadata
-
-
 @dataclass(frozen=True, slots=True)
-class Config:
-    """The settings of `twincorn serve` (and of `twincorn.run`)."""
-
-    # -- where the settings come from
-    config: str | None = setting(
-        None,
-        "Python config file: its top-level names are settings and server hooks "
-        "(gunicorn's convention).",
-        "-c",
-        section="configuration",
-        metavar="FILE",
-        shown=f"./{DEFAULT_FILE} if it exists",
-    )
-    # -- the application
-    app: str | None = setting(
-        None,
-        "The application, as module:attribute (e.g. examples.asgi.app:app).",
-        section="application",
-        positional=True,
-        metavar="APP",
-    )
-    factory: bool = setting(
-        False,
-        "Treat APP as a factory: call it with no arguments to get the application.",
-        section="application",
-    )
-    app_dir: str = setting(
-        ".",
-        "Folder put first on sys.path before APP is imported.",
-        section="application",
-        metavar="DIR",
-    )
-    interface: Literal["auto", "asgi", "wsgi"] = setting(
-        "auto",
-        "The application's interface; auto detects it from the callable's signature.",
-        section="application",
-    )
-    lifespan: Literal["auto", "on", "off"] = setting(
-        "auto",
-        "ASGI lifespan: on requires it, off skips it, auto uses it if the app supports it.",
-        section="application",
-    )
-    root_path: str = setting(
-        "",
-        "Path the application is mounted at (ASGI root_path, WSGI SCRIPT_NAME).",
-        section="application",
-        metavar="PATH",
-    )
-    threads: int = setting(
-        1,
-        "WSGI calls at once per worker: 1 calls the app inline on the event loop, "
-        "one request at a time (gunicorn's sync worker); N>1 uses a thread pool.",
-        section="application",
-        metavar="N",
-    )
-    # -- processes
-    workers: int = setting(
-        1,
-        "Worker processes, each with its own event loop. WEB_CONCURRENCY sets it "
-        "too; gunicorn's advice for blocking apps is (2 x cores) + 1.",
-        "-w",
-        section="processes",
-        metavar="N",
-    )
-    timeout: float = setting(
-        30.0,
-        "A worker whose event loop is silent this long (a blocked loop, a stuck "
-        "WSGI call) has its stacks logged, is killed and replaced.",
-        section="processes",
-        metavar="TIME",
-        unit="duration",
-    )
-    preload: bool = setting(
-        False,
-        "Import the application in the master, before forking the workers.",
-        section="processes",
-    )
-    max_requests: int = setting(
-        0,
-        "A worker retires gracefully after this many requests (0: never); a new "
-        "one takes its place. Guards against slow leaks.",
-        section="processes",
-        metavar="N",
-    )
-    max_requests_jitter: int = setting(
-        0,
-        "Up to this many requests added at random to --max-requests, per worker, "
-        "so that workers do not restart together.",
-        section="processes",
-        metavar="N",
-    )
-    max_worker_lifetime: float = setting(
-        0.0,
-        "A worker retires gracefully after this long (0: never), up to 10% "
-        "later at random.",
-        section="processes",
-        metavar="TIME",
-        unit="duration",
-    )
-    max_worker_memory: int = setting(
-        0,
-        "A worker retires gracefully once its resident memory passes this size "
-        "(0: never; e.g. 512m), up to 5% later at random.",
-        section="processes",
-        metavar="SIZE",
-        unit="size",
-    )
-    pid: str | None = setting(
-        None, "Write the master's process id to this file.", section="processes",
-        metavar="FILE",
-    )
-    # -- where to listen
-    bind: tuple[str, ...] = setting(
-        [],
-        "Address to listen on: HOST:PORT, HOST (port 8000), [IPV6]:PORT, unix:PATH "
-        "or fd://N (an inherited socket); repeat for more. Sockets passed by systemd "
-        "(LISTEN_FDS) are used instead when present.",
-        "-b",
-        metavar="ADDRESS",
-        shown=DEFAULT_BIND,
-    )
-    host: str | None = setting(
-        None, "Shorthand for --bind HOST:PORT (with --port).", metavar="HOST"
-    )
-    port: int | None = setting(None, "Shorthand for --bind HOST:PORT (with --host).",
-                               metavar="PORT")
-    backlog: int = setting(2048, "Length of the listen queue.", metavar="N")
-    reuse_port: bool = setting(
-        False, "Set SO_REUSEPORT on the listening sockets (lets other processes bind them too)."
-    )
-    unix_socket_mode: str | None = setting(
-        None,
-        "Permissions of unix: sockets, in octal (e.g. 660).",
-        metavar="MODE",
-        shown="as the umask leaves them",
-    )
-    loop: Literal["auto", "uvloop", "asyncio"] = setting(
-        "auto", "Event loop: uvloop where installed (auto), or plain asyncio."
-    )
-    # -- connections and timeouts
-    worker_connections: int = setting(
-        1000,
-        "Connections one worker holds at once. At the limit, a newcomer is let in "
-        "by closing the connections that made the least progress (slow heads and "
-        "bodies, then the longest idle); 503 only if every one waits for the app.",
-        section="connections",
-        metavar="N",
-    )
-    timeout_keep_alive: float = setting(
-        5.0,
-        "How long an idle keep-alive connection is kept open.",
-        section="connections",
-        metavar="TIME",
-        unit="duration",
-    )
-    timeout_request_head: float = setting(
-        20.0,
-        "How long a client has to send a whole request head once it began (408).",
-        section="connections",
-        metavar="TIME",
-        unit="duration",
-    )
-    timeout_request_body: float = setting(
-        30.0,
-        "Silence allowed while a request body is read (408); past it, the body "
-        "must also keep up --min-request-body-rate.",
-        section="connections",
-        metavar="TIME",
-        unit="duration",
-    )
-    min_request_body_rate: int = setting(
-        500,
-        "Bytes a second a request body must average once its first "
-        "--timeout-request-body is spent (408); 0 for no minimum.",
-        section="connections",
-        metavar="SIZE",
-        unit="size",
-    )
-    timeout_send: float = setting(
-        60.0,
-        "How long a client may leave what the server sends unread (its socket "
-        "buffer full) before the connection is cut; 0 for no limit.",
-        section="connections",
-        metavar="TIME",
-        unit="duration",
-    )
-    graceful_timeout: float = setting(
-        30.0,
-        "How long in-flight requests get to finish when the server stops.",
-        section="connections",
-        metavar="TIME",
-        unit="duration",
-    )
-    # -- HTTP rules and limits
-    limit_request_line: int = setting(
-        _P.limit_request_line,
-        "Longest request target, in bytes (414); 0 for no limit.",
-        section="http",
-        metavar="SIZE",
-        unit="size",
-    )
-    limit_request_fields: int = setting(
-        _P.limit_request_fields,
-        "Most header fields in a request (431); 0 for no limit.",
-        section="http",
-        metavar="N",
-    )
-    limit_request_field_size: int = setting(
-        _P.limit_request_field_size,
-        "Longest header field line, name and value (431); 0 for no limit.",
-        section="http",
-        metavar="SIZE",
-        unit="size",
-    )
-    limit_request_head: int = setting(
-        _P.limit_request_head, "Largest request head in all (431); 0 for no limit.", section="http",
-        metavar="SIZE",
-        unit="size",
-    )
-    limit_request_body: int = setting(
-        100 << 20,
-        "Largest request body, after chunked decoding (413); 0 for no limit.",
-        section="http",
-        metavar="SIZE",
-        unit="size",
-    )
-    wsgi_spool_size: int = setting(
-        1 << 20,
-        "WSGI request bodies larger than this are kept in a temporary file.",
-        section="http",
-        metavar="SIZE",
-        unit="size",
-    )
-    drain_limit: int = setting(
-        1 << 20,
-        "Unread request body the server reads and discards to keep a "
-        "connection open; a longer one closes it.",
-        section="http",
-        metavar="SIZE",
-        unit="size",
-    )
-    require_host: bool = setting(
-        _P.require_host,
-        "Answer 400 to an HTTP/1.1 request without Host (RFC 9112 section 3.2).",
-        section="http",
-    )
-    permit_obsolete_folding: bool = setting(
-        _P.permit_obsolete_folding,
-        "Accept header values folded over lines (obs-fold) instead of answering 400.",
-        section="http",
-    )
-    server_header: bool = setting(True, "Send a Server header.", section="http")
-
-    # -- WebSockets (ASGI applications; docs/websocket.md)
-    ws: Literal["auto", "websockets", "websockets-sansio", "wsproto", "none"] = setting(
-        "auto",
-        "WebSocket support: the websockets library (websockets-sansio names it too), "
-        "wsproto, auto (websockets if installed, else wsproto) or none (upgrade requests "
-        "reach the application as plain HTTP). WSGI applications always get plain HTTP.",
-        section="websockets",
-    )
-    ws_max_size: int = setting(
-        16 << 20,
-        "Largest message accepted, decompressed; past it the socket closes with 1009.",
-        section="websockets",
-        metavar="SIZE",
-        unit="size",
-    )
-    ws_max_queue: int = setting(
-        32,
-        "Messages received and not yet read by the application; at the limit no more "
-        "frames are read until it reads one (back-pressure on the client).",
-        section="websockets",
-        metavar="N",
-    )
-    ws_ping_interval: float = setting(
-        20.0,
-        "How often an open WebSocket is pinged; 0 for never.",
-        section="websockets",
-        metavar="TIME",
-        unit="duration",
-    )
-    ws_ping_timeout: float = setting(
-        20.0,
-        "How long a ping may go unanswered before the socket is closed (1011); 0 to "
-        "wait for ever.",
-        section="websockets",
-        metavar="TIME",
-        unit="duration",
-    )
-    ws_per_message_deflate: bool = setting(
-        True,
-        "Offer permessage-deflate compression (RFC 7692) to clients that ask.",
-        section="websockets",
-    )
-    ws_handshake_timeout: float = setting(
-        10.0,
-        "How long the application has to accept (or refuse) a WebSocket once it heard "
-        "websocket.connect; then 503.",
-        section="websockets",
-        metavar="TIME",
-        unit="duration",
-    )
-    # -- logging
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = setting(
-        "info", "How much the error log says.", section="logging"
-    )
-    access_log: bool = setting(True, "Write an access log line per request.", section="logging")
-    access_log_format: str = setting(
-        '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
-        "Access log line, with gunicorn's atoms (see docs/logging.md).",
-        section="logging",
-        metavar="FORMAT",
-    )
-
-    trace: bool = setting(
-        False,
-        "Log, per request, what the server hands the application and what it hands "
-        "back (WSGI environ, start_response and body; ASGI scope, receive and send), "
-        "with timings. For learning and debugging: it is slow.",
-        section="logging",
-    )
-    error_log_file: str = setting(
-        "-",
-        "File the error log is written to; - for stderr. Reopened on SIGUSR1.",
-        "--error-logfile",
-        section="logging",
-        metavar="FILE",
-    )
-    access_log_file: str = setting(
-        "-",
-        "File the access log is written to; - for stdout. Reopened on SIGUSR1.",
-        "--access-logfile",
-        section="logging",
-        metavar="FILE",
-    )
-    # -- development
-    reload: bool = setting(
-        False,
-        "Restart the workers when a watched file changes (needs the watchfiles "
-        "package: pip install 'twincorn[reload]', or pip install -e '.[reload]' in a "
-        "checkout). For development.",
-        section="development",
-    )
-    reload_dir: tuple[str, ...] = setting(
-        [],
-        "Folder to watch with --reload; repeat for more.",
-        section="development",
-        metavar="DIR",
-        shown="--app-dir",
-    )
-    reload_include: tuple[str, ...] = setting(
-        [],
-        "Glob pattern of file names to watch besides *.py; repeat for more.",
-        section="development",
-        metavar="GLOB",
-    )
-    reload_exclude: tuple[str, ...] = setting(
-        [],
-        "Glob pattern of file or folder names not to watch, besides hidden ones, "
-        "*.py[cod], *~ and __pycache__; repeat for more.",
-        section="development",
-        metavar="GLOB",
-    )
-    # -- server hooks (config file only): each gets the arbiter, and the
-    # -- worker's record where there is one (see docs/processes.md)
-    on_starting: Hook | None = field(default=None, metadata=hook(
-        "on_starting(arbiter): in the master, before the sockets are bound."
-    ))
-    when_ready: Hook | None = field(default=None, metadata=hook(
-        "when_ready(arbiter): in the master, once the sockets are bound, "
-        "before the first worker is forked."
-    ))
-    pre_fork: Hook | None = field(default=None, metadata=hook(
-        "pre_fork(arbiter, worker): in the master, just before a worker is forked."
-    ))
-    post_fork: Hook | None = field(default=None, metadata=hook(
-        "post_fork(arbiter, worker): in the new worker, just after the fork."
-    ))
-    worker_exit: Hook | None = field(default=None, metadata=hook(
-        "worker_exit(arbiter, worker): in the worker, after it stopped serving."
-    ))
-    on_exit: Hook | None = field(default=None, metadata=hook(
-        "on_exit(arbiter): in the master, just before it exits."
-    ))
+class Config(
+    HookSettings,
+    DevelopmentSettings,
+    LogSettings,
+    WebSocketSettings,
+    HttpSettings,
+    ConnectionSettings,
+    ListenSettings,
+    ProcessSettings,
+    ApplicationSettings,
+):
+    """The settings of `twincorn serve` (and of `twincorn.run`): every group
+    of `twincorn/settings/`, the first listed here coming last in --help."""
 
     # -- derived ------------------------------------------------------------
 
@@ -801,7 +389,7 @@ def settings_markdown() -> str:
     lines = [
         "# Settings",
         "",
-        "Generated from `src/twincorn/config.py`, where each setting is declared once;",
+        "Generated from `src/twincorn/settings/`, where each setting is declared once;",
         "do not edit by hand (`python -m twincorn.config > docs/settings.md`).",
         "",
         "Each setting can be given as a `twincorn serve` flag, as an environment",

@@ -2,12 +2,14 @@
 
 Feeds the same request to one HttpConnection over a fake transport, many
 times, and reports microseconds per request for the ASGI and the WSGI hello
-apps. It isolates the server's Python work (parser callbacks, scope or
+apps; and, after one upgrade, the same 64-byte masked frame to the
+WebSocket echo of bench/apps/ws_echo.py (microseconds per echoed message,
+each backend). It isolates the server's Python work (parser callbacks, scope or
 environ, response head) from the kernel and the load generator, so a change
 to the hot path can be judged in seconds. `--profile` prints where the time
 goes (cProfile).
 
-    python bench/inprocess.py [--requests 200000] [--profile]
+    python bench/inprocess.py [--requests 200000] [--profile] [--only asgi,wsgi,ws,wsproto]
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import options
 from examples.asgi.app import app as asgi_app
 from examples.wsgi.app import app as wsgi_app
+from websockets.frames import Frame, Opcode
 
 from twincorn.asgi import ASGIAdapter
+from twincorn.asgi_websocket import WebSocketOptions
 from twincorn.http import RequestPolicy
 from twincorn.server.protocol import HttpConnection
 from twincorn.server.state import WorkerState
 from twincorn.server.worker import new_event_loop
+from twincorn.ws.core import Limits, opener
 from twincorn.wsgi import WSGIAdapter
 
 REQUEST = (
@@ -57,6 +62,58 @@ class FakeTransport:
     def abort(self) -> None: ...
     def is_closing(self) -> bool:
         return False
+
+    def set_protocol(self, protocol: Any) -> None: ...
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+UPGRADE = (
+    b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+# What a client sends: masked (RFC 6455 section 5.3), one binary frame.
+FRAME = Frame(Opcode.BINARY, bytes(range(64))).serialize(mask=True, extensions=[])
+
+
+def run_websocket(backend: str, messages: int, loop_name: str = "auto") -> float:
+    """Microseconds per echoed 64-byte message, after one handshake."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
+    from ws_echo import app as ws_app
+
+    loop, _ = new_event_loop(loop_name)
+    options = WebSocketOptions(backend=backend, open=opener(backend), limits=Limits(),
+                               max_queue=32, handshake_timeout=10.0)
+    adapter = ASGIAdapter(ws_app, loop, server_header=b"twincorn", lifespan="off",  # type: ignore[arg-type]
+                          websocket=options)
+    state = WorkerState(loop=loop, adapter=adapter, policy=RequestPolicy())
+    conn = HttpConnection(state)
+    transport = FakeTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+
+    async def drive() -> float:
+        conn.data_received(UPGRADE)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        ws = next(c for c in state.connections if c is not conn)
+        feed = ws.data_received
+        written = transport.written
+        start = time.perf_counter()
+        for _ in range(messages):
+            feed(FRAME)
+            await asyncio.sleep(0)
+        elapsed = time.perf_counter() - start
+        assert transport.written - written >= messages * 66, "messages were not echoed"
+        ws.connection_lost(None)  # the app hears websocket.disconnect and returns
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return elapsed
+
+    elapsed = loop.run_until_complete(drive())
+    loop.close()
+    return elapsed / messages * 1e6
 
 
 def run(kind: str, requests: int, loop_name: str = "auto") -> float:
@@ -91,16 +148,24 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto")
+    parser.add_argument("--only", default="asgi,wsgi,ws,wsproto",
+                        help="among asgi, wsgi, ws (the websockets backend), wsproto")
     args = parser.parse_args()
-    for kind in ("asgi", "wsgi"):
+    for kind in args.only.split(","):
+        unit = "request" if kind in ("asgi", "wsgi") else "message"
+        if kind in ("ws", "wsproto"):
+            backend = "websockets" if kind == "ws" else "wsproto"
+            call: Any = lambda n, b=backend: run_websocket(b, n, args.loop)  # noqa: E731
+        else:
+            call = lambda n, k=kind: run(k, n, args.loop)  # noqa: E731
         if args.profile:
             profiler = cProfile.Profile()
-            profiler.runcall(run, kind, args.requests // 4, args.loop)
+            profiler.runcall(call, args.requests // 4)
             pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
         else:
             # The least of five runs: on a busy machine the others were interrupted.
-            best = min(run(kind, args.requests // 5, args.loop) for _ in range(5))
-            print(f"{kind}: {best:.2f} us per request")
+            best = min(call(args.requests // 5) for _ in range(5))
+            print(f"{kind}: {best:.2f} us per {unit}")
 
 
 if __name__ == "__main__":

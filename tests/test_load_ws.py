@@ -23,6 +23,7 @@ import pytest
 from twincorn import load
 from twincorn.load import StopUser, User, WebSocketError, constant, task
 from twincorn.load.results import Results
+from twincorn.load.ws_connection import SWEEP_SECONDS, SWEPT_TIMEOUT
 from ws_servers import WsServer, free_port, uvicorn_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +171,32 @@ def test_websocket_error_can_be_caught(server: WsServer) -> None:
     assert caught == ["timeout"]
     assert rows(results)["/silent"] == (1, 1)
     assert rows(results)["close /silent"] == (1, 0)
+
+
+def test_a_long_receive_timeout_is_swept(server: WsServer) -> None:
+    """Timeouts of a second or more have no timer each: the loop's sweep
+    ends them, at most SWEEP_SECONDS late."""
+    waited: list[float] = []
+
+    class Patient(User):
+        host = http(server.url)
+
+        @task
+        async def go(self) -> None:
+            async with self.client.websocket("/silent") as ws:
+                await ws.send("hi")
+                started = time.perf_counter()
+                try:
+                    await ws.receive(timeout=SWEPT_TIMEOUT)
+                except WebSocketError as exc:
+                    assert exc.kind == "timeout"
+                    waited.append(time.perf_counter() - started)
+            raise StopUser
+
+    results = load.run(user_classes=[Patient], users=1, run_time="2s")
+    assert len(waited) == 1
+    assert SWEPT_TIMEOUT <= waited[0] <= SWEPT_TIMEOUT + SWEEP_SECONDS + 0.2
+    assert rows(results)["/silent"] == (1, 1)
 
 
 def test_a_block_cut_by_the_end_of_the_run_closes_with_1000(server: WsServer) -> None:

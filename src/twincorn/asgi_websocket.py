@@ -36,7 +36,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twincorn.asgi_spec import ASGI_VERSION, ClientDisconnected, Message, Scope, scope_path
 from twincorn.exchange import SERVING, Channel, WebSocketChannel
@@ -89,6 +89,21 @@ _CONNECT: Message = {"type": "websocket.connect"}
 _EXTENSIONS: dict[str, dict[str, object]] = {"websocket.http.response": {}}
 
 
+
+def _payload(text: Any, data: Any) -> str | bytes:
+    """What a websocket.send message carries, checked: exactly one of its
+    'text' (a str) and 'bytes' (bytes-like)."""
+    if (text is None) == (data is None):
+        raise RuntimeError("websocket.send needs exactly one of 'bytes' and 'text'")
+    if text is not None:
+        if not isinstance(text, str):
+            raise TypeError(f"websocket.send 'text' must be str, not {type(text).__name__}")
+        return text
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"websocket.send 'bytes' must be bytes, not {type(data).__name__}")
+    return bytes(data)
+
+
 class WebSocketExchange:
     """One WebSocket's scope, receive and send, and its application call."""
 
@@ -107,6 +122,7 @@ class WebSocketExchange:
         self._writer: ResponseWriter | None = None  # a denial response
         self._connect_given = False
         self._queue: deque[str | bytes] = deque()
+        self._max_queue = options.max_queue
         self._paused = False
         self._close: tuple[int, str] = (CLOSE_ABNORMAL, "")  # as websocket.disconnect says
         self._waiter: asyncio.Future[None] | None = None
@@ -174,11 +190,15 @@ class WebSocketExchange:
     def on_message(self, data: str | bytes) -> None:
         queue = self._queue
         queue.append(data)
-        if len(queue) >= self.options.max_queue and not self._paused:
+        if len(queue) >= self._max_queue and not self._paused:
             self._paused = True
             assert self._socket is not None
             self._socket.pause_reading()
-        self._wake()
+        waiter = self._waiter  # _wake(), inline: once per message
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def on_closed(self, code: int, reason: str) -> None:
         self._ended(code, reason)
@@ -197,11 +217,11 @@ class WebSocketExchange:
             queue = self._queue
             if queue:
                 data = queue.popleft()
-                if self._paused and len(queue) < self.options.max_queue:
+                if self._paused and len(queue) < self._max_queue:
                     self._paused = False
                     if self._socket is not None:
                         self._socket.resume_reading()
-                if isinstance(data, str):
+                if type(data) is str:
                     return {"type": "websocket.receive", "text": data, "bytes": None}
                 return {"type": "websocket.receive", "bytes": data, "text": None}
             if self.phase is _CLOSED or self.phase is _DENIED:
@@ -215,7 +235,21 @@ class WebSocketExchange:
         phase = self.phase
         if phase is _OPEN:
             if kind == "websocket.send":
-                await self._send_message(message)
+                # _send_message's work, here: one coroutine less per message.
+                text, data = message.get("text"), message.get("bytes")
+                if type(data) is bytes and text is None:
+                    payload: str | bytes = data
+                elif type(text) is str and data is None:
+                    payload = text
+                else:
+                    payload = _payload(text, data)
+                socket = self._socket
+                assert socket is not None
+                if socket.write_paused:
+                    await socket.drain()
+                    if self.phase is not _OPEN:
+                        raise ClientDisconnected(f"the WebSocket is {self.phase.value}")
+                socket.send(payload)
             elif kind == "websocket.close":
                 self._app_closes(message)
             else:
@@ -239,22 +273,6 @@ class WebSocketExchange:
             raise ClientDisconnected("the WebSocket is closing: websocket.close was sent")
         else:
             raise ClientDisconnected(f"the WebSocket is {phase.value}")
-
-    async def _send_message(self, message: Message) -> None:
-        text, data = message.get("text"), message.get("bytes")
-        if (text is None) == (data is None):
-            raise RuntimeError("websocket.send needs exactly one of 'bytes' and 'text'")
-        if text is not None and not isinstance(text, str):
-            raise TypeError(f"websocket.send 'text' must be str, not {type(text).__name__}")
-        if data is not None and not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"websocket.send 'bytes' must be bytes, not {type(data).__name__}")
-        socket = self._socket
-        assert socket is not None
-        if socket.write_paused:
-            await socket.drain()
-            if self.phase is not _OPEN:
-                raise ClientDisconnected(f"the WebSocket is {self.phase.value}")
-        socket.send(text if text is not None else bytes(data or b""))
 
     def _app_closes(self, message: Message) -> None:
         code = message.get("code") or CLOSE_NORMAL

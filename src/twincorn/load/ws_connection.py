@@ -103,6 +103,7 @@ class WsConnection(asyncio.Protocol):
         # own Assembler (ws/core.py), one copy of RFC 6455's rules.
         self._assembler = Assembler(None)
         self._paused = False
+        self.deadline = 0.0  # of a swept wait(); 0: none
 
     # -- what the client calls -------------------------------------------------------
 
@@ -133,8 +134,14 @@ class WsConnection(asyncio.Protocol):
         """A future done when a message comes or the connection ends (True),
         or after `timeout` seconds (False)."""
         waiter = self.waiter = self.loop.create_future()
-        timer = self.loop.call_later(timeout, _expire, waiter)
-        waiter.add_done_callback(lambda _: timer.cancel())
+        if timeout < SWEPT_TIMEOUT:
+            timer = self.loop.call_later(timeout, _expire, waiter)
+            waiter.add_done_callback(lambda _: timer.cancel())
+        else:
+            # The usual wait (the run's --timeout, seconds): no timer of its
+            # own, made and cancelled once per message, but the loop's sweep.
+            self.deadline = self.loop.time() + timeout
+            _sweep_of(self.loop).waiting.add(self)
         return waiter
 
     def start_close(self, code: int, reason: str) -> None:
@@ -257,6 +264,7 @@ class WsConnection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(True)
+            self.deadline = 0.0
 
     def _flush(self) -> None:
         transport = self.transport
@@ -273,3 +281,45 @@ class WsConnection(asyncio.Protocol):
 def _expire(waiter: asyncio.Future[bool]) -> None:
     if not waiter.done():
         waiter.set_result(False)
+
+
+#: Waits this long or longer are timed by a sweep of the loop's waiting
+#: connections every SWEEP_SECONDS (so late by at most that: 10% of one
+#: second); shorter ones by a timer each.
+SWEPT_TIMEOUT = 1.0
+SWEEP_SECONDS = 0.1
+
+
+class _Sweep:
+    """The waiting connections of one loop, and the timer that expires
+    those past their deadline (running while any waits)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiting: set[WsConnection] = set()
+        self._timer = loop.call_later(SWEEP_SECONDS, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for conn in list(self.waiting):
+            waiter = conn.waiter
+            if waiter is None or waiter.done() or not conn.deadline:
+                self.waiting.discard(conn)  # woken since
+            elif now >= conn.deadline:
+                self.waiting.discard(conn)
+                conn.deadline = 0.0
+                waiter.set_result(False)
+        if self.waiting:
+            self._timer = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+        else:
+            _sweeps.pop(self.loop, None)
+
+
+_sweeps: dict[asyncio.AbstractEventLoop, _Sweep] = {}
+
+
+def _sweep_of(loop: asyncio.AbstractEventLoop) -> _Sweep:
+    sweep = _sweeps.get(loop)
+    if sweep is None:
+        sweep = _sweeps[loop] = _Sweep(loop)
+    return sweep

@@ -116,7 +116,14 @@ class WebSocketConnection(WriteFlow, asyncio.Protocol):
         if self.phase is _LOST or self.phase is _CLOSED:
             return
         self.bytes_in += len(data)
-        self._handle(self.backend.receive(data))
+        events = self.backend.receive(data)
+        if len(events) == 1 and type(events[0]) is Message and not self.backend.pending:
+            # The usual read: one whole message, nothing to answer.
+            session = self.session
+            if session is not None and not self._told:
+                session.on_message(events[0].data)
+            return
+        self._handle(events)
 
     def eof_received(self) -> bool:
         if self.phase is not _LOST:
@@ -146,8 +153,16 @@ class WebSocketConnection(WriteFlow, asyncio.Protocol):
 
     def send(self, data: str | bytes) -> None:
         if self.phase is _OPEN:
-            self.backend.send(data)
-            self._flush()
+            backend = self.backend
+            backend.send(data)
+            out = backend.output()
+            transport = self.transport
+            if out and transport is not None and not backend.done:
+                # The usual send: one frame out, the socket still open.
+                self.bytes_out += len(out)
+                transport.write(out)
+            else:
+                self._flush(out)
 
     def close(self, code: int, reason: str) -> None:
         if self.phase is not _OPEN:
@@ -231,8 +246,9 @@ class WebSocketConnection(WriteFlow, asyncio.Protocol):
                 self._tell(event.code, event.reason)
         self._flush()
 
-    def _flush(self) -> None:
-        out = self.backend.output()
+    def _flush(self, out: bytes | None = None) -> None:
+        if out is None:
+            out = self.backend.output()
         transport = self.transport
         if transport is None:
             return

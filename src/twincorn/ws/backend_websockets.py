@@ -16,7 +16,6 @@ connection, so that only its public API is used.
 from __future__ import annotations
 
 import logging
-from typing import cast
 
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Close, Frame, Opcode
@@ -120,7 +119,8 @@ class WebsocketsBackend:
         protocol = self._protocol
         events: list[Event] = []
         assembler = self._assembler
-        for frame in cast("list[Frame]", protocol.events_received()):
+        frames: list[Frame] = protocol.events_received()  # type: ignore[assignment]
+        for frame in frames:
             if self._closed:
                 break
             opcode = frame.opcode
@@ -177,3 +177,10 @@ class WebsocketsBackend:
     @property
     def done(self) -> bool:
         return self._protocol.eof_sent
+
+    @property
+    def pending(self) -> bool:
+        # `writes` is the list data_to_send() hands over (the pong of a
+        # ping, the echo of a close, a failure's close frame and SEND_EOF).
+        protocol = self._protocol
+        return bool(protocol.writes) or protocol.eof_sent

@@ -230,3 +230,7 @@ class WsprotoBackend:
     @property
     def done(self) -> bool:
         return self._failed or self._connection.state is ConnectionState.CLOSED
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._out) or self.done

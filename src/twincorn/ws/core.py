@@ -59,9 +59,11 @@ class Limits:
     per_message_deflate: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
-    """A whole data message: str for a text message, bytes for binary."""
+    """A whole data message: str for a text message, bytes for binary.
+    (Not frozen: one is made per message, and a frozen dataclass's
+    __init__ costs twice as much.)"""
 
     data: str | bytes
 
@@ -135,6 +137,13 @@ class Backend(Protocol):
         the server closes the TCP connection (RFC 6455 section 7.1.1)."""
         ...
 
+    @property
+    def pending(self) -> bool:
+        """True if output() has bytes or the backend is done: what the
+        driver checks before it flushes after a read (most reads of an
+        open socket leave nothing to answer)."""
+        ...
+
 
 class Assembler:
     """Whole messages out of fragments, UTF-8 and size checked as they come.
@@ -156,7 +165,8 @@ class Assembler:
     def add(self, text: bool, data: bytes | str, final: bool) -> Message | None:
         parts = self._parts
         if final and not parts:  # the usual case: one unfragmented message
-            self._check_size(len(data))
+            if self._max_size is not None and len(data) > self._max_size:
+                self._check_size(len(data))
             if not text:
                 return Message(data)
             return Message(data if isinstance(data, str) else self._whole_text(data))

@@ -293,6 +293,42 @@ def test_an_echo_that_differs_fails_the_run(server: WsServer) -> None:
                                 "echo mismatch: 64 bytes sent, 63 back")}
 
 
+@pytest.mark.parametrize(("path", "row", "kind", "message"), [
+    ("/forbidden", "connect /forbidden", "handshake refused",
+     "handshake refused: HTTP 403 Forbidden"),
+    ("/policy", "/policy", "closed by the server",
+     "closed by the server: 1008 (policy violation) too many"),
+    ("/silent", "/silent", "timeout", "receive timeout: no message within 0.5s"),
+    ("/reset", "/reset", "reset", "connection reset by peer"),
+])
+def test_url_mode_failures_by_kind(server: WsServer, path: str, row: str, kind: str,
+                                   message: str) -> None:
+    """The lean echo (ws_fastpath.py) sorts failures as a scenario's socket
+    does, and opens a new socket after each (a failed connect after a pause)."""
+    results = load.run(server.url + path, users=1, run_time="1.2s", timeout="0.5s")
+    assert (row, kind, message) in errors(results)
+    requests, failures = rows(results)[row]
+    assert failures >= 1 and requests == failures
+    if path == "/forbidden":  # 10 ms, 20, 40... between attempts: not a spin
+        assert 3 <= requests <= 8, requests
+    elif path != "/silent":  # a new socket after each failure
+        assert rows(results)["connect " + path][0] >= 2
+
+
+def test_a_refused_port_in_url_mode() -> None:
+    port = free_port()  # nothing listens there
+    results = load.run(f"ws://127.0.0.1:{port}/echo", users=2, run_time="0.5s")
+    assert errors(results) == {("connect /echo", "refused", "connection refused")}
+    assert "/echo" not in rows(results) or rows(results)["/echo"] == (0, 0)
+
+
+def test_url_mode_ends_each_socket_with_1000(server: WsServer) -> None:
+    results = load.run(server.url + "/echo", users=3, run_time="0.5s")
+    assert results.failures == 0  # (the 3 round trips in flight: unfinished)
+    server.wait_closes(3)
+    assert server.closes == [("/echo", 1000, "")] * 3
+
+
 def test_a_ping_from_the_server_is_answered(server: WsServer) -> None:
     results = load.run(server.url + "/ping", users=2, run_time="0.5s")
     assert results.failures == 0 and rows(results)["/ping"][0] > 0

@@ -24,7 +24,7 @@ import ssl
 from collections import deque
 from collections.abc import Coroutine
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from twincorn.load.arrivals import ArrivalClock, ramp
@@ -69,6 +69,30 @@ def encode_request(builtin: Builtin) -> tuple[bytes, str, str, int, bool]:
     return data, target, hostname, port, https
 
 
+class LeanConn(Protocol):
+    """What the lean drivers ask of a connection: LeanConnection here (HTTP),
+    LeanWebSocket in ws_fastpath.py. It calls the driver's completed(conn)
+    when its request is answered and failed(conn, error) when it is not."""
+
+    busy: bool  # a request is out, unanswered
+    sent_at: float  # perf_counter() when it was sent
+    scheduled: float  # when its arrival was due (open model)
+    status: int  # HTTP's; >= 400 has record_status() count a failure
+    size: int  # bytes of the answer
+    lost: asyncio.Future[None]  # done once the connection closed
+
+    @property
+    def open(self) -> bool: ...
+
+    def send(self, data: Any, head_only: bool = False) -> None: ...
+
+    def fail(self, error: RequestError) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 class LeanConnection(Connection):
     """A connection that reports to its driver, and remembers when its
     current request was scheduled (open model)."""
@@ -94,19 +118,41 @@ class LeanConnection(Connection):
 class LeanDriver:
     """What both lean drivers share: the request, connecting, timeouts, stop."""
 
-    def __init__(self, context: RunContext, builtin: Builtin, plan: LoadPlan) -> None:
+    #: What a request that timed out fails with, before the timeout.
+    timeout_text = "timeout: no response within"
+
+    def __init__(self, context: RunContext, target: Any, plan: LoadPlan) -> None:
         self.context = context
         self.plan = plan
         self.loop = asyncio.get_running_loop()
-        self.request, name, self.host, self.port, https = encode_request(builtin)
-        self.ssl = ssl.create_default_context() if https else None
-        self.head_only = builtin.method == "HEAD"
-        self.tally = context.collector.tally(builtin.method, name)
-        self.conns: set[LeanConnection] = set()
+        self.conns: set[LeanConn] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.connecting = 0
         self._sweeper: asyncio.TimerHandle | None = None
+        self.aim(target)
+
+    def aim(self, target: Any) -> None:
+        """What to send, where, and the row it counts in: the HTTP request
+        of a bare URL, a Builtin (ws_fastpath.py aims at a WebSocket echo)."""
+        builtin: Builtin = target
+        self.request: Any
+        self.request, name, self.host, self.port, https = encode_request(builtin)
+        self.ssl = ssl.create_default_context() if https else None
+        self.head_only = builtin.method == "HEAD"
+        self.tally = self.context.collector.tally(builtin.method, name)
+
+    async def open_connection(self) -> LeanConn | RequestError:
+        """A new connection, ready for its first request; or the RequestError
+        that prevented it (an OSError or TimeoutError is connect's to sort)."""
+        async with asyncio.timeout(self.context.connect_timeout):
+            _, conn = await self.loop.create_connection(
+                lambda: LeanConnection(self), self.host, self.port, ssl=self.ssl
+            )
+        return conn
+
+    def connect_failed(self, error: RequestError) -> None:
+        self.context.collector.no_response(self.tally, error.kind, error.message)
 
     # -- the hooks the runner calls -------------------------------------------------
 
@@ -153,7 +199,7 @@ class LeanDriver:
         limit = perf_counter() - self.context.timeout
         for conn in list(self.conns):
             if conn.busy and conn.sent_at < limit:
-                conn.fail(RequestError(TIMEOUT, f"timeout: no response within "
+                conn.fail(RequestError(TIMEOUT, f"{self.timeout_text} "
                                                 f"{self.context.timeout:g}s"))
         if not self.stopping:
             self._sweeper = self.loop.call_later(_SWEEP_SECONDS, self._sweep)
@@ -168,23 +214,21 @@ class LeanDriver:
             context.on_exhausted()
         return True
 
-    async def connect(self, reserved: bool = False) -> LeanConnection | None:
+    async def connect(self, reserved: bool = False) -> LeanConn | None:
         """A new connection, or None (the failure is recorded). `reserved`:
         the caller already counted it in `connecting` (when it spawned the
         task, so that arrivals of the same tick see it)."""
         if not reserved:
             self.connecting += 1
         try:
-            async with asyncio.timeout(self.context.connect_timeout):
-                _, conn = await self.loop.create_connection(
-                    lambda: LeanConnection(self), self.host, self.port, ssl=self.ssl
-                )
+            conn = await self.open_connection()
         except (OSError, TimeoutError) as exc:
-            error = connect_error(exc, self.context.connect_timeout)
-            self.context.collector.no_response(self.tally, error.kind, error.message)
-            return None
+            conn = connect_error(exc, self.context.connect_timeout)
         finally:
             self.connecting -= 1
+        if isinstance(conn, RequestError):
+            self.connect_failed(conn)
+            return None
         if self.stopping:
             conn.abort()
             return None
@@ -196,13 +240,14 @@ class LeanDriver:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def record_status(self, status: int) -> None:
-        self.context.collector.failure(self.tally, HTTP, status_message(status))
+    def record_status(self, conn: LeanConn) -> None:
+        """A response that came but failed (HTTP: its status is 400 or more)."""
+        self.context.collector.failure(self.tally, HTTP, status_message(conn.status))
 
-    def completed(self, conn: LeanConnection) -> None:
+    def completed(self, conn: LeanConn) -> None:
         raise NotImplementedError
 
-    def failed(self, conn: LeanConnection, error: RequestError) -> None:
+    def failed(self, conn: LeanConn, error: RequestError) -> None:
         self.conns.discard(conn)
         if not self.stopping:
             self.context.collector.no_response(self.tally, error.kind, error.message)
@@ -217,8 +262,8 @@ class LeanClosed(LeanDriver):
     """Closed model: N connections, each sending its next request as soon as
     the last response is in (no think time), started at --spawn-rate."""
 
-    def __init__(self, context: RunContext, builtin: Builtin, plan: LoadPlan) -> None:
-        super().__init__(context, builtin, plan)
+    def __init__(self, context: RunContext, target: Any, plan: LoadPlan) -> None:
+        super().__init__(context, target, plan)
         self.started = 0
         self._ramp: asyncio.Task[None] | None = None
 
@@ -265,14 +310,14 @@ class LeanClosed(LeanDriver):
             await conn.lost
             self.conns.discard(conn)
 
-    def completed(self, conn: LeanConnection) -> None:
+    def completed(self, conn: LeanConn) -> None:
         # The hot path: record, then send the next request on this connection.
         done = perf_counter()
         tally = self.tally
         tally.hist.record(int((done - conn.sent_at) * 1_000_000))
         tally.bytes += conn.size
         if conn.status >= 400:
-            self.record_status(conn.status)
+            self.record_status(conn)
         if conn.open and self.take():
             conn.send(self.request, self.head_only)
         elif conn.open:
@@ -284,9 +329,9 @@ class LeanOpen(LeanDriver):
     connections are opened up to --max-in-flight; beyond that arrivals wait
     (up to --max-queue) for the first connection to free up."""
 
-    def __init__(self, context: RunContext, builtin: Builtin, plan: LoadPlan) -> None:
-        super().__init__(context, builtin, plan)
-        self.idle: list[LeanConnection] = []
+    def __init__(self, context: RunContext, target: Any, plan: LoadPlan) -> None:
+        super().__init__(context, target, plan)
+        self.idle: list[LeanConn] = []
         self.waiting: deque[float] = deque()
         self.clock = ArrivalClock(self.loop, plan.rate, self.arrive)
         self._dropped_message = (
@@ -340,7 +385,7 @@ class LeanOpen(LeanDriver):
         elif self.waiting and not self.stopping:
             self._open_for(self.waiting.popleft())
 
-    def completed(self, conn: LeanConnection) -> None:
+    def completed(self, conn: LeanConn) -> None:
         # The hot path: latency from the scheduled time and from the send.
         done = perf_counter()
         tally = self.tally
@@ -348,14 +393,14 @@ class LeanOpen(LeanDriver):
         tally.uncorrected.record(int((done - conn.sent_at) * 1_000_000))  # type: ignore[union-attr]
         tally.bytes += conn.size
         if conn.status >= 400:
-            self.record_status(conn.status)
+            self.record_status(conn)
         self._next(conn)
 
-    def failed(self, conn: LeanConnection, error: RequestError) -> None:
+    def failed(self, conn: LeanConn, error: RequestError) -> None:
         super().failed(conn, error)
         self._next(conn)
 
-    def _next(self, conn: LeanConnection) -> None:
+    def _next(self, conn: LeanConn) -> None:
         if self.stopping:
             return
         if conn.open:

@@ -33,6 +33,7 @@ from twincorn.load.plan import LoadPlan, PlanError
 from twincorn.load.results import Results
 from twincorn.load.scenario import Scenario, from_url
 from twincorn.load.stats import Collector, Stats, Window
+from twincorn.load.ws_fastpath import LeanWsClosed, LeanWsOpen
 
 log = logging.getLogger("twincorn.load")
 
@@ -41,7 +42,12 @@ Row = dict[str, Any]
 
 
 def make_driver(context: RunContext, scenario: Scenario, plan: LoadPlan) -> Driver:
-    """The lean loop for a bare URL; users and tasks for a scenario."""
+    """The lean loop for a bare URL (HTTP or a WebSocket echo); users and
+    tasks for a scenario."""
+    if scenario.ws_echo is not None:
+        if plan.open_model:
+            return LeanWsOpen(context, scenario.ws_echo, plan)
+        return LeanWsClosed(context, scenario.ws_echo, plan)
     if scenario.builtin is not None:
         if plan.open_model:
             return LeanOpen(context, scenario.builtin, plan)

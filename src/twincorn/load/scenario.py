@@ -21,11 +21,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twincorn.load import scenario_checks as checks
 from twincorn.load.plan import DEFAULT_MESSAGE_SIZE
 from twincorn.load.users import User, task
+
+if TYPE_CHECKING:
+    from twincorn.load.ws_echo import WsEcho
 
 Spec = tuple[str, tuple[str, ...]]
 
@@ -49,6 +52,7 @@ class Scenario:
     user_classes: list[type[User]]
     spec: Spec
     builtin: Builtin | None = None
+    ws_echo: WsEcho | None = None  # a ws:// URL's echo (ws_echo.py)
     description: str = ""
     module: ModuleType | None = field(default=None, repr=False)
 

@@ -39,13 +39,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from time import perf_counter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from websockets.client import ClientProtocol
+from websockets.http11 import Request
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
@@ -329,46 +330,15 @@ class WebSocket:
 
     async def _handshake(self) -> RequestError | None:
         """Open the connection and wait for the 101; the error, or None."""
-        options, loop = self._options, self.client.loop
-        uri = parse_uri(self.url)
-        subprotocols = ([Subprotocol(s) for s in options.subprotocols]
-                        if options.subprotocols is not None else None)
-        protocol = ClientProtocol(uri, subprotocols=subprotocols, max_size=None)
-        request = protocol.connect()
-        given = {name.lower() for name in options.headers}
-        if "user-agent" not in given:
-            from twincorn.load.client import USER_AGENT
-
-            request.headers["User-Agent"] = USER_AGENT
-        for key, value in options.headers.items():
-            if key.lower() in request.headers:
-                del request.headers[key]
-            request.headers[key] = value
-        if self.client.cookies and "cookie" not in given:
-            request.headers["Cookie"] = "; ".join(f"{k}={v}"
-                                                  for k, v in self.client.cookies.items())
-        started = perf_counter()
-        timeout = self.context.connect_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    lambda: WsConnection(loop, protocol, request),
-                    uri.host,
-                    uri.port,
-                    ssl=self.client.tls() if uri.secure else None,
-                )
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
-            self._conn = WsConnection(loop, protocol, request)  # never connected
-            self._conn.started = self._conn.handshake_done = started
-            return connect_error(exc, timeout)
-        conn.started = started
+        options, client = self._options, self.client
+        cookies = ("; ".join(f"{k}={v}" for k, v in client.cookies.items())
+                   if client.cookies else "")
+        conn, error = await handshake(
+            client.loop, self.url, WsConnection, options.subprotocols, options.headers,
+            cookies, client.tls, self.context.connect_timeout, self.timeout,
+        )
         self._conn = conn
-        if not await _wait_for(conn.handshake, self.timeout):
-            conn.abort()
-            return RequestError(TIMEOUT, f"timeout: no handshake response within "
-                                         f"{self.timeout:g}s")
-        conn.handshake_done = perf_counter()
-        return conn.error
+        return error
 
     async def _wait(self, conn: WsConnection, timeout: float, name: str | None) -> None:
         """Wait for a message; on a timeout or the end of the connection,
@@ -412,6 +382,61 @@ class WebSocket:
         if name is None:
             name = f"{step} {self.name}" if step else self.name
         return self.context.collector.tally(WS, name)
+
+
+C = TypeVar("C", bound=WsConnection)
+
+
+async def handshake(
+    loop: asyncio.AbstractEventLoop,
+    url: str,
+    factory: Callable[[asyncio.AbstractEventLoop, ClientProtocol, Request], C],
+    subprotocols: Sequence[str] | None,
+    headers: Mapping[str, str],
+    cookies: str,
+    tls: Callable[[], ssl.SSLContext],
+    connect_timeout: float,
+    timeout: float,
+) -> tuple[C, RequestError | None]:
+    """Open a WebSocket to `url` (a `factory` connection: WsConnection, or
+    the lean echo's) and wait for the 101: the connection, with its
+    `started` and `handshake_done` times, and the error or None. A
+    connection that never connected is returned too, unconnected."""
+    uri = parse_uri(url)
+    offered = [Subprotocol(s) for s in subprotocols] if subprotocols is not None else None
+    protocol = ClientProtocol(uri, subprotocols=offered, max_size=None)
+    request = protocol.connect()
+    given = {name.lower() for name in headers}
+    if "user-agent" not in given:
+        from twincorn.load.client import USER_AGENT
+
+        request.headers["User-Agent"] = USER_AGENT
+    for key, value in headers.items():
+        if key.lower() in request.headers:
+            del request.headers[key]
+        request.headers[key] = value
+    if cookies and "cookie" not in given:
+        request.headers["Cookie"] = cookies
+    started = perf_counter()
+    try:
+        async with asyncio.timeout(connect_timeout):
+            _, conn = await loop.create_connection(
+                lambda: factory(loop, protocol, request),
+                uri.host,
+                uri.port,
+                ssl=tls() if uri.secure else None,
+            )
+    except (OSError, TimeoutError, ssl.SSLError) as exc:
+        never = factory(loop, protocol, request)  # never connected
+        never.started = never.handshake_done = started
+        return never, connect_error(exc, connect_timeout)
+    conn.started = started
+    if not await _wait_for(conn.handshake, timeout):
+        conn.abort()
+        return conn, RequestError(TIMEOUT, f"timeout: no handshake response within "
+                                           f"{timeout:g}s")
+    conn.handshake_done = perf_counter()
+    return conn, conn.error
 
 
 async def _wait_for(future: asyncio.Future[None], timeout: float) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from twincorn.load.context import WebSocketError
@@ -31,6 +32,17 @@ from twincorn.load.ws_client import WebSocket
 from twincorn.load.ws_connection import MISMATCH, Message
 
 _FIRST_BACKOFF, _LAST_BACKOFF = 0.01, 1.0
+
+
+@dataclass(frozen=True)
+class WsEcho:
+    """The echo of a ws:// URL, for the lean loop (ws_fastpath.py): where,
+    what to send, the rows' name."""
+
+    url: str
+    message: Message
+    headers: tuple[tuple[str, str], ...]
+    name: str  # the URL's path and query: "/echo"
 
 
 def mismatch(sent: Message, back: Message) -> str | None:
@@ -58,10 +70,13 @@ def echo_scenario(
     what = (f"{len(message_text):,} characters of text" if message_text is not None
             else f"{message_size:,} random bytes")
     spec_text = ("1", message_text) if message_text is not None else ("0", "")
+    parts = urlsplit(url)
+    name = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Scenario(
         [_echo_user(url, payload, pairs)],
         ("ws", (url, str(message_size), *spec_text, *headers)),
         description=f"WebSocket echo {url} ({what})",
+        ws_echo=WsEcho(url, payload, tuple(pairs.items()), name),
     )
 
 

@@ -169,8 +169,8 @@ def test_a_bad_header_closes_with_nothing_written(
     link.lose()
     assert worker.state.leaving == 0 and not worker.state.connections
     (line,) = [r.getMessage() for r in caplog.records if r.name == "twincorn.error"]
-    assert line.startswith("127.0.0.1:50000: ") and line.endswith(
-        "(--proxy-protocol, from --proxy-allow-ips): closed")
+    assert line.startswith("closed 127.0.0.1:50000 (--proxy-protocol, a peer in "
+                           "--proxy-allow-ips): ")
 
 
 def test_a_silent_or_slow_sender_is_closed_at_the_head_deadline(worker: FakeWorker) -> None:
@@ -183,11 +183,25 @@ def test_a_silent_or_slow_sender_is_closed_at_the_head_deadline(worker: FakeWork
     assert_closed_with_nothing(slow)
 
 
-def test_a_fin_before_the_header_closes(worker: FakeWorker) -> None:
+def test_a_fin_inside_the_header_closes(worker: FakeWorker,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, "twincorn.error")
     link = worker.connect()
     link.send(V1[:10])
     link.fin()
     assert_closed_with_nothing(link)
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+    assert caplog.records[0].getMessage().endswith("the connection ended inside its PROXY header")
+
+
+def test_a_connection_closed_with_nothing_sent_is_no_news(
+        worker: FakeWorker, caplog: pytest.LogCaptureFixture) -> None:
+    """A TCP health check (AWS NLB's) connects and closes: a debug line only."""
+    caplog.set_level(logging.DEBUG, "twincorn.error")
+    link = worker.connect()
+    link.fin()
+    assert_closed_with_nothing(link)
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG]
 
 
 def test_a_connection_waiting_for_its_header_can_be_shed(worker: FakeWorker) -> None:

@@ -111,6 +111,11 @@ class ProxyHeaderReader:
         self._buffer = b""
         self.rest = b""  # after a header is done: the bytes that followed it
 
+    @property
+    def pending(self) -> int:
+        """Bytes received of a header not yet whole."""
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> ProxyHeader | None:
         buffer = self._buffer + data if self._buffer else data
         header = parse_header(buffer)

@@ -234,7 +234,16 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             self._close()  # the FIN that ends the linger
             return True
         if self._phase is _PROXY:
-            self._refuse_proxy(ProxyHeaderError("the connection ended before its PROXY header"))
+            assert self._proxy is not None
+            if not self._proxy.pending:
+                # Opened and closed with nothing sent: a TCP health check
+                # (AWS NLB's, for one), not worth a line each time.
+                log.debug("%s closed before sending anything", _peer_text(self.client))
+                self._proxy = None
+                self._close(linger=False)
+            else:
+                self._refuse_proxy(ProxyHeaderError("the connection ended inside its PROXY "
+                                                    "header"))
             return True
         if self._phase is not _OPEN:
             return True
@@ -540,7 +549,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
     def _refuse_proxy(self, error: ProxyHeaderError) -> None:
         """Close a connection whose PROXY header is missing or malformed,
         with nothing written: what it sent is not ours to answer."""
-        log.info("%s: %s (--proxy-protocol, from --proxy-allow-ips): closed",
+        log.info("closed %s (--proxy-protocol, a peer in --proxy-allow-ips): %s",
                  _peer_text(self.client), error)
         self._proxy = None
         self._close(linger=False)

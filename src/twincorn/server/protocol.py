@@ -38,12 +38,13 @@ The connection's life, `Phase`:
                         reference to other objects is dropped, so that the
                         connection is freed at once by reference counting
 
-What the client owes us is an input deadline, `Deadline`: a request (IDLE:
-the first, or the next on a kept-alive connection), the rest of a head
-(HEAD, from its first byte; PROXY, the PROXY header), of a body (BODY, and DRAIN for the unread body
-of a request already answered: silence, and a minimum rate), or its FIN
-(LINGER). NONE while the application has the turn. The output deadline
-(`_send_due`) bounds how long the client may leave our bytes unread. All are
+What the client owes us is an input deadline, `Deadline`: its PROXY header
+(PROXY, under the head's timeout), a request (IDLE: the first, or the next
+on a kept-alive connection), the rest of a head (HEAD, from its first
+byte), of a body (BODY, and DRAIN for the unread body of a request already
+answered: silence, and a minimum rate), or its FIN (LINGER). NONE while
+the application has the turn. The output deadline (`_send_due`) bounds how
+long the client may leave our bytes unread. All are
 plain numbers checked by the worker's once-a-second sweep (WorkerState.sweep):
 setting one costs an assignment, not a timer. No input deadline runs while we
 stopped reading ourselves, and none fires while bytes wait unread in the

@@ -14,6 +14,10 @@ written down here, once, with its reason:
   answers those 400 by default (require_host, RFC 9112 section 3.2); the
   tests run them both ways round.
 - REFUSED_BY_POLICY: valid cases twincorn refuses (4xx and close).
+- PROXY_HEADER_REQUIRED: valid cases without a PROXY header, which
+  twincorn requires. A refused case with proxy_protocol
+  (`Case.proxy_protocol`: invalid, or in that list) is closed with nothing
+  written, not answered: before a valid PROXY header nothing is HTTP.
 - ACCEPTED_BY_POLICY: invalid cases twincorn accepts.
 - LIMIT_ACCOUNTING: invalid cases that fall within twincorn's limits because
   it counts a field line differently; they are run with twincorn's own
@@ -45,7 +49,6 @@ CORPUS = Path(__file__).resolve().parent / "data" / "http1-requests"
 #: reported apart (skipped, naming the option).
 UNSUPPORTED_OPTIONS = frozenset(
     {
-        "proxy_protocol",
         "header_map",
         "casefold_http_method",
         "permit_unconventional_http_method",
@@ -60,6 +63,7 @@ MAPPED_OPTIONS = {
     "limit_request_fields": "limit_request_fields",
     "limit_request_field_size": "limit_request_field_size",
     "permit_obsolete_folding": "permit_obsolete_folding",
+    "proxy_protocol": "proxy_protocol",
 }
 # gunicorn reads limit_request_field_size=0 as "its default", 8190.
 _GUNICORN_DEFAULT_FIELD_SIZE = 8190
@@ -71,18 +75,10 @@ SKIPPED_FOR_OPTIONS = frozenset(
         "invalid/019",  # forwarded_allow_ips
         "invalid/040",  # header_map
         "invalid/chunked_07",  # header_map
-        "invalid/pp_01",  # proxy_protocol
-        "invalid/pp_02",
-        "invalid/pp_03",
         "valid/028",  # strip_header_spaces
         "valid/031compat",  # permit_unconventional_http_method, casefold_http_method
         "valid/031compat2",  # permit_unconventional_http_method
         "valid/040_compat",  # header_map
-        "valid/pp_01",  # proxy_protocol
-        "valid/pp_02",
-        "valid/pp_03",
-        "valid/pp_04",
-        "valid/pp_05",
     }
 )
 
@@ -112,6 +108,18 @@ REFUSED_BY_POLICY: dict[str, str] = {
         "declares Content-Length 17914 and sends less: the server waits for the "
         "rest; after the client's half-close it answers 400 'request body cut short' "
         "(in the parser: the request stays unfinished)"
+    ),
+}
+
+#: Valid in the corpus, whose proxy_protocol reads a header only if one is
+#: there; twincorn requires it from the peers it reads one from, and closes
+#: the connection with nothing written without it.
+PROXY_HEADER_REQUIRED: dict[str, str] = {
+    "valid/pp_03": (
+        "no PROXY header with proxy_protocol on: gunicorn guesses and serves the "
+        "request; HAProxy's proxy-protocol.txt (section 2) has a receiver configured "
+        "for the protocol never guess (else any client could spoof an address), so "
+        "twincorn closes the connection, nothing served"
     ),
 }
 
@@ -242,6 +250,11 @@ class Case:
                 value = _GUNICORN_DEFAULT_FIELD_SIZE
             out[MAPPED_OPTIONS[name]] = value
         return out
+
+    @property
+    def proxy_protocol(self) -> bool:
+        """The case begins with a PROXY header (or should: PROXY_HEADER_REQUIRED)."""
+        return bool(self.gunicorn_settings.get("proxy_protocol"))
 
     @property
     def lacks_host(self) -> bool:

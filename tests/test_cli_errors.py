@@ -128,6 +128,7 @@ def parse(argv: list[str]) -> dict[str, Any]:
         (["serve", "--keep-alive", "3"], "timeout_keep_alive", 3.0),
         (["serve", "--timeout-graceful-shutdown", "1m"], "graceful_timeout", 60.0),
         (["serve", "-p", "/run/app.pid"], "pid", "/run/app.pid"),
+        (["serve", "--proxy-allow-from", "10.0.0.0/8"], "proxy_allow_ips", "10.0.0.0/8"),
         (["serve", "--log-file", "err.log"], "error_log_file", "err.log"),
         (["serve", "--access-logformat", "%(h)s"], "access_log_format", "%(h)s"),
         (["serve", "--limit-request-field_size", "1k"], "limit_request_field_size", 1024),

@@ -94,6 +94,7 @@ def test_cli_parsing() -> None:
         ({"threads": 0}, "at least 1"),
         ({"timeout_keep_alive": -1}, "negative"),
         ({"threads": "many"}, "threads"),
+        ({"proxy_allow_ips": "10.0.0.0/8,10.0.0.300"}, r"proxy_allow_ips: '10.0.0.300' is not"),
     ],
 )
 def test_bad_settings(settings: dict[str, Any], message: str) -> None:
@@ -140,3 +141,11 @@ def test_policy_follows_settings() -> None:
     c = config.build(environ={}, require_host=False, limit_request_fields=5)
     policy = c.request_policy()
     assert policy.require_host is False and policy.limit_request_fields == 5
+
+
+def test_proxy_protocol_settings() -> None:
+    c = config.build(environ={})
+    assert c.proxy_protocol is False and c.proxy_allow_ips == "127.0.0.1,::1,unix"
+    c = config.build(environ={"TWINCORN_PROXY_PROTOCOL": "1",
+                              "TWINCORN_PROXY_ALLOW_IPS": "10.0.0.0/8"})
+    assert c.proxy_protocol is True and c.proxy_allow_ips == "10.0.0.0/8"

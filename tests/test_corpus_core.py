@@ -21,6 +21,7 @@ from corpus_cases import (
     ACCEPTED_BY_POLICY,
     INCOMPLETE,
     LIMIT_ACCOUNTING,
+    PROXY_HEADER_REQUIRED,
     REFUSAL_STATUSES,
     REFUSED_BY_POLICY,
     SKIPPED_FOR_OPTIONS,
@@ -37,6 +38,12 @@ from corpus_cases import (
 )
 from twincorn.http import ProtocolError, Request, RequestParser, RequestPolicy
 from twincorn.http.parser import BODY, HEAD, IDLE, ParserState
+from twincorn.http.proxy_protocol import (
+    HeaderKind,
+    ProxyHeader,
+    ProxyHeaderError,
+    ProxyHeaderReader,
+)
 
 SEEDS = range(5)
 
@@ -91,6 +98,8 @@ class Outcome:
     seen: list[Seen]
     error: ProtocolError | None
     state: ParserState
+    header: ProxyHeader | None = None  # with proxy_protocol: the PROXY header read
+    header_error: str = ""  # with proxy_protocol: why there was none
 
     @property
     def complete(self) -> list[Seen]:
@@ -98,20 +107,33 @@ class Outcome:
 
     def key(self) -> tuple[Any, ...]:
         error = None if self.error is None else (self.error.status, self.error.reason)
-        return (tuple(s.summary() for s in self.seen), error, self.state)
+        return (tuple(s.summary() for s in self.seen), error, self.state, self.header,
+                self.header_error)
 
 
-def parse(pieces: list[bytes], **settings: Any) -> Outcome:
+def parse(pieces: list[bytes], proxy_protocol: bool = False, **settings: Any) -> Outcome:
+    """Feed `pieces` to the parser (after the PROXY header's reader, as the
+    connection driver does, with `proxy_protocol`)."""
     recorder = Recorder()
     parser = RequestParser(recorder, RequestPolicy(**settings))
-    error = None
+    reader = ProxyHeaderReader() if proxy_protocol else None
+    header, header_error, error = None, "", None
     for piece in pieces:
+        if reader is not None:
+            try:
+                header = reader.feed(piece)
+            except ProxyHeaderError as exc:
+                header_error = str(exc)
+                break
+            if header is None:
+                continue
+            piece, reader = reader.rest, None
         try:
             parser.feed(piece)
         except ProtocolError as exc:
             error = exc
             break
-    return Outcome(recorder.seen, error, parser.state)
+    return Outcome(recorder.seen, error, parser.state, header, header_error)
 
 
 def random_pieces(data: bytes, seed: int) -> list[bytes]:
@@ -174,6 +196,9 @@ def test_corpus_case(name: str) -> None:
     if name in LIMIT_ACCOUNTING:
         settings.update(LIMIT_ACCOUNTING[name][0])
     outcome = parse_every_way(case, **settings)
+    if case.proxy_protocol:
+        check_proxy_case(case, outcome)
+        return
 
     if name in INCOMPLETE:
         # Nothing refused yet, nothing finished, and the parser is inside a
@@ -194,6 +219,21 @@ def test_corpus_case(name: str) -> None:
         for seen, expected in zip(outcome.seen, case.requests, strict=True):
             assert seen.complete
             check_request(case, seen, expected)
+
+
+def check_proxy_case(case: Case, outcome: Outcome) -> None:
+    """A proxy_protocol case: the header, then the requests; or no valid
+    header, and nothing parsed as HTTP at all."""
+    if case.kind == "invalid" or case.name in PROXY_HEADER_REQUIRED:
+        assert outcome.header is None and outcome.header_error
+        assert outcome.seen == [] and outcome.error is None
+        return
+    assert outcome.header is not None and outcome.header.kind is HeaderKind.TCP
+    assert outcome.error is None, outcome.error
+    assert len(outcome.seen) == len(case.requests)
+    for seen, expected in zip(outcome.seen, case.requests, strict=True):
+        assert seen.complete
+        check_request(case, seen, expected)
 
 
 # -- Host: refused by default, served with require_host=False ---------------------
@@ -243,6 +283,8 @@ def test_the_lists_of_differences() -> None:
     cases = {c.name: c for c in load_cases()}
     assert {n for n, c in cases.items() if c.missing_options} == SKIPPED_FOR_OPTIONS
     assert all(cases[n].kind == "valid" for n in REFUSED_BY_POLICY)
+    assert all(cases[n].kind == "valid" and cases[n].proxy_protocol
+               for n in PROXY_HEADER_REQUIRED)
     assert all(cases[n].kind == "invalid" for n in ACCEPTED_BY_POLICY)
     assert all(cases[n].kind == "invalid" for n in LIMIT_ACCOUNTING)
     assert INCOMPLETE <= cases.keys()
@@ -252,10 +294,12 @@ def test_the_lists_of_differences() -> None:
         | REFUSED_BY_POLICY.keys()
         | ACCEPTED_BY_POLICY.keys()
         | LIMIT_ACCOUNTING.keys()
+        | PROXY_HEADER_REQUIRED.keys()
     )
     assert len(apart) == len(SKIPPED_FOR_OPTIONS) + len(REFUSED_BY_POLICY) + len(
         ACCEPTED_BY_POLICY
-    ) + len(LIMIT_ACCOUNTING), "a case is in two lists"
+    ) + len(LIMIT_ACCOUNTING) + len(PROXY_HEADER_REQUIRED), "a case is in two lists"
+    assert sum(c.proxy_protocol for c in cases.values()) == 8
     # The corpus marks its Host-less HTTP/1.1 requests with a note.
     noted = {n for n, c in cases.items() if "without Host" in c.note}
     assert set(no_host_cases()) == noted

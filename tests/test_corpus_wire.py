@@ -28,6 +28,7 @@ from corpus_cases import (
     ACCEPTED_BY_POLICY,
     INCOMPLETE,
     LIMIT_ACCOUNTING,
+    PROXY_HEADER_REQUIRED,
     REFUSAL_STATUSES,
     REFUSED_BY_POLICY,
     UNDERSCORED_KEPT,
@@ -117,6 +118,16 @@ def send(server: RunningServer, data: bytes) -> list[Response]:
     return responses
 
 
+def closed_with_nothing(server: RunningServer, data: bytes) -> None:
+    """A PROXY header refused: the server closes and writes nothing (with
+    our bytes unread, the kernel may make the close a reset)."""
+    try:
+        raw = exchange(server.port, data, timeout=TIMEOUT)  # TimeoutError: a hang
+    except ConnectionResetError:
+        raw = b""
+    assert raw == b"", raw[:300]
+
+
 def refusal(responses: list[Response]) -> Response:
     """The last response: a refusal (4xx, 501, 505) that closes the connection."""
     last = responses[-1]
@@ -172,8 +183,12 @@ def test_corpus_case(server_for: GetServer, interface: str, name: str) -> None:
         settings["require_host"] = False
     if name in LIMIT_ACCOUNTING:
         settings.update(LIMIT_ACCOUNTING[name][0])
-    responses = send(server_for(interface, settings), case.data)
     counts = SUMMARY[interface]
+    if case.proxy_protocol and (case.kind == "invalid" or name in PROXY_HEADER_REQUIRED):
+        closed_with_nothing(server_for(interface, settings), case.data)
+        counts["PROXY header refused: closed, nothing written"] += 1
+        return
+    responses = send(server_for(interface, settings), case.data)
 
     if name in REFUSED_BY_POLICY:
         assert len(responses) == 1

@@ -18,6 +18,7 @@ against either (the `app` fixture of the wire tests parametrizes over them):
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -149,6 +150,10 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/one":
         await _start(send, 200, text)
         await _body(send, b"single")
+    elif path == "/whoami":  # the client and server the app was told (JSON)
+        await _start(send, 200, [(b"content-type", b"application/json")])
+        await _body(send, json.dumps({"client": scope["client"],
+                                      "server": scope["server"]}).encode())
     elif path.startswith("/status/"):
         code = int(path.rsplit("/", 1)[1])
         await _start(send, code, [(b"x-status", str(code).encode())])

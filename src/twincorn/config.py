@@ -36,7 +36,9 @@ from twincorn.settings.http import HttpSettings
 from twincorn.settings.listening import ListenSettings
 from twincorn.settings.logs import LogSettings
 from twincorn.settings.processes import ProcessSettings
+from twincorn.settings.proxy_protocol import ProxyProtocolSettings
 from twincorn.settings.websockets import WebSocketSettings
+from twincorn.trusted import TrustedPeers, TrustError
 from twincorn.units import format_duration, format_size, parse_duration, parse_size
 
 ENV_PREFIX = "TWINCORN_"
@@ -52,6 +54,7 @@ class Config(
     HookSettings,
     DevelopmentSettings,
     LogSettings,
+    ProxyProtocolSettings,
     WebSocketSettings,
     HttpSettings,
     ConnectionSettings,
@@ -261,6 +264,10 @@ def validate(config: Config) -> Config:
     for library in (config.ws.removesuffix("-sansio"),):
         if library in ("websockets", "wsproto") and importlib.util.find_spec(library) is None:
             raise ConfigError(f"ws: {library} is not installed: {install_hint(library)}", "ws")
+    try:
+        TrustedPeers(config.proxy_allow_ips)
+    except TrustError as exc:
+        raise ConfigError(f"proxy_allow_ips: {exc}", "proxy_allow_ips") from None
     _check_binds(config)
     return config
 

@@ -60,6 +60,9 @@ class Worker(GunicornWorker):  # type: ignore[misc]  # gunicorn is untyped
             max_requests_jitter=int(cfg.max_requests_jitter),
             access_log=access_on,
             access_log_format=cfg.access_log_format,
+            # gunicorn's v1, v2 and auto: twincorn reads either version.
+            proxy_protocol=str(cfg.proxy_protocol) not in ("off", "False"),
+            proxy_allow_ips=",".join(cfg.proxy_allow_ips),
         ))
         status = run_worker(
             config,

@@ -79,7 +79,6 @@ _TLS = ("TLS is not yet in twincorn: terminate it in a proxy in front (nginx, ha
         "and serve plain HTTP behind it")
 _PROXY = ("proxy headers (X-Forwarded-For, Forwarded) are not yet in twincorn: the "
           "application sees the proxy's address")
-_PROXY_PROTOCOL = "the PROXY protocol is not yet in twincorn"
 _LOGCONFIG = ("twincorn logs to the standard loggers twincorn.error and twincorn.access: "
               "configure them with logging.config from the application, or use --log-level, "
               "--error-logfile and --access-logfile")
@@ -189,8 +188,11 @@ TABLE: tuple[PeerFlag, ...] = (
            "set response headers in the application, or in a middleware"),
     _serve(GU, "--forwarded-allow-ips", LATER, "", _PROXY, "forwarded_allow_ips"),
     _serve(U, "--proxy-headers --no-proxy-headers", LATER, "", _PROXY),
-    _serve(G, "--proxy-protocol", LATER, "", _PROXY_PROTOCOL, "proxy_protocol"),
-    _serve(G, "--proxy-allow-from", LATER, "", _PROXY_PROTOCOL, "proxy_allow_ips"),
+    _serve(G, "--proxy-protocol", SAME, "--proxy-protocol",
+           "a switch: both versions are read (gunicorn's auto; its off, v1, v2 are not "
+           "taken); from --proxy-allow-ips the header is required (a connection without one "
+           "is closed), from other peers it is not read"),
+    _serve(G, "--proxy-allow-from", ALIAS, "--proxy-allow-ips"),
     _serve(G, "--certfile", LATER, "", _TLS, "certfile"),
     _serve(G, "--keyfile", LATER, "", _TLS, "keyfile"),
     _serve(G, "--ca-certs", LATER, "", _TLS, "ca_certs"),

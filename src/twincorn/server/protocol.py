@@ -14,6 +14,18 @@ implements the Channel contract of twincorn.exchange.
 
 The connection's life, `Phase`:
 
+    PROXY   -> OPEN     --proxy-protocol, from --proxy-allow-ips: the PROXY
+                        header was read; `client` and `server` are now the
+                        ones it gives, before any HTTP byte is parsed (so
+                        every request, and the trust of forwarded headers,
+                        sees the real client); the bytes after it are HTTP
+    PROXY   -> CLOSED   the header is malformed, absent, or not complete
+                        within --timeout-request-head: closed with nothing
+                        written (HAProxy's proxy-protocol.txt, section 2: a
+                        receiver configured for it must not guess, so none
+                        of it is HTTP). A connection from any other peer
+                        begins OPEN: its bytes are HTTP, a PROXY line there
+                        a bad request (400), and a spoofed header has no effect.
     OPEN    -> CLOSING  we end it while the client may still be sending: our
                         FIN goes out after what is queued, and whatever comes
                         is read and dropped until the client's FIN, for at
@@ -26,12 +38,13 @@ The connection's life, `Phase`:
                         reference to other objects is dropped, so that the
                         connection is freed at once by reference counting
 
-What the client owes us is an input deadline, `Deadline`: a request (IDLE:
-the first, or the next on a kept-alive connection), the rest of a head
-(HEAD, from its first byte), of a body (BODY, and DRAIN for the unread body
-of a request already answered: silence, and a minimum rate), or its FIN
-(LINGER). NONE while the application has the turn. The output deadline
-(`_send_due`) bounds how long the client may leave our bytes unread. All are
+What the client owes us is an input deadline, `Deadline`: its PROXY header
+(PROXY, under the head's timeout), a request (IDLE: the first, or the next
+on a kept-alive connection), the rest of a head (HEAD, from its first
+byte), of a body (BODY, and DRAIN for the unread body of a request already
+answered: silence, and a minimum rate), or its FIN (LINGER). NONE while
+the application has the turn. The output deadline (`_send_due`) bounds how
+long the client may leave our bytes unread. All are
 plain numbers checked by the worker's once-a-second sweep (WorkerState.sweep):
 setting one costs an assignment, not a timer. No input deadline runs while we
 stopped reading ourselves, and none fires while bytes wait unread in the
@@ -50,6 +63,7 @@ import select
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from twincorn.http import ParserState, ProtocolError, Request, RequestParser
+from twincorn.http.proxy_protocol import ProxyHeaderError, ProxyHeaderReader
 from twincorn.http.response import encode_error_response, informational
 from twincorn.server.flow import LAG as _LAG
 from twincorn.server.flow import WriteFlow
@@ -67,6 +81,7 @@ log = logging.getLogger("twincorn.error")
 class Phase(enum.Enum):
     """The connection's life; see the module's docstring for the moves."""
 
+    PROXY = "proxy"  # waiting for the PROXY protocol header
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
@@ -79,6 +94,7 @@ class Deadline(enum.Enum):
     NONE = "none"  # the application has the turn
     IDLE = "idle"  # a request: the connection is closed
     HEAD = "head"  # the rest of a head, since its first byte: 408
+    PROXY = "proxy"  # the PROXY header, since the connection began: closed
     BODY = "body"  # more of a body the application waits for: 408
     DRAIN = "drain"  # more of an answered request's body: closed
     LINGER = "linger"  # the client's FIN after ours: closed
@@ -88,6 +104,7 @@ class Deadline(enum.Enum):
 _OPEN, _CLOSING, _CLOSED, _LOST = Phase.OPEN, Phase.CLOSING, Phase.CLOSED, Phase.LOST
 _NONE, _IDLE, _HEAD, _BODY = Deadline.NONE, Deadline.IDLE, Deadline.HEAD, Deadline.BODY
 _DRAIN, _LINGER = Deadline.DRAIN, Deadline.LINGER
+_PROXY, _PROXY_WAIT = Phase.PROXY, Deadline.PROXY
 _P_IDLE, _P_HEAD, _P_BODY, _P_CLOSED = (
     ParserState.IDLE, ParserState.HEAD, ParserState.BODY, ParserState.CLOSED)
 
@@ -100,6 +117,10 @@ _CONTINUE = informational(100)
 _TIER = 1e12
 # poll() takes any descriptor (select() stops at 1024); Windows lacks it.
 _poll = getattr(select, "poll", None)
+
+
+def _peer_text(client: tuple[str, int] | None) -> str:
+    return "a unix: socket's peer" if client is None else f"{client[0]}:{client[1]}"
 
 
 def _address(info: Any) -> tuple[str, int] | None:
@@ -120,6 +141,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self.adapter_state: Any = None
         self.parser = RequestParser(self, state.policy)
         self._phase = _OPEN
+        self._proxy: ProxyHeaderReader | None = None  # in Phase.PROXY
         # Requests parsed and not yet started, in order. A list, not a deque:
         # it holds max_pipeline (32) at most, and an empty deque costs 760
         # bytes of every idle connection (16% of one), a list 56.
@@ -159,7 +181,13 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         state.connections.add(self)
         state.fresh += 1
         self._fresh = state.loop.call_later(FRESH_SECONDS, self._settled)
-        self._set_deadline(_IDLE, state.timeouts.keep_alive)
+        peers = state.proxy_peers
+        if peers is not None and (self.client[0] if self.client else None) in peers:
+            self._phase = _PROXY
+            self._proxy = ProxyHeaderReader()
+            self._set_deadline(_PROXY_WAIT, state.timeouts.request_head)
+        else:
+            self._set_deadline(_IDLE, state.timeouts.keep_alive)
         if state.full and not state.make_room():
             log.warning("connection limit (%d) reached, every connection busy: 503",
                         state.max_connections)
@@ -167,6 +195,8 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._phase is not _OPEN:
+            if self._phase is _PROXY:
+                self._read_proxy_header(data)
             return  # closing: read and dropped until the client's FIN
         if self._fresh is not None:
             # Its first bytes are here: whatever they begin, this connection
@@ -204,6 +234,18 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         if self._phase is _CLOSING:
             self._close()  # the FIN that ends the linger
             return True
+        if self._phase is _PROXY:
+            assert self._proxy is not None
+            if not self._proxy.pending:
+                # Opened and closed with nothing sent: a TCP health check
+                # (AWS NLB's, for one), not worth a line each time.
+                log.debug("%s closed before sending anything", _peer_text(self.client))
+                self._proxy = None
+                self._close(linger=False)
+            else:
+                self._refuse_proxy(ProxyHeaderError("the connection ended inside its PROXY "
+                                                    "header"))
+            return True
         if self._phase is not _OPEN:
             return True
         parsed = self.parser.state
@@ -227,9 +269,10 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         state = self.state
-        if self._phase is not _OPEN:
+        if self._phase is _CLOSING or self._phase is _CLOSED:
             state.leaving -= 1
         self._phase = _LOST
+        self._proxy = None
         state.connections.discard(self)
         self._settled()
         self._deadline_kind = _NONE
@@ -435,6 +478,9 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             self._refuse(ProtocolError(408, "request head not received in time"))
         elif kind is _BODY:
             self._refuse(ProtocolError(408, "request body not received in time"))
+        elif kind is _PROXY_WAIT:
+            self._refuse_proxy(ProxyHeaderError(
+                f"no whole PROXY header within {self.state.timeouts.request_head:g} s"))
         else:  # _LINGER
             self._finish_linger()
         return True
@@ -444,6 +490,8 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         lower goes first; None, never (the application has the turn, or the
         connection is brand new: most likely the newcomer's own kind)."""
         if self._phase is not _OPEN:
+            if self._phase is _PROXY and self._fresh is None:
+                return _TIER + self._since  # no whole PROXY header yet, slowly
             return None  # leaving already: it no longer counts
         if self._write_paused:
             return _TIER + self._since  # not reading what we send
@@ -464,7 +512,9 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
     def shed(self) -> None:
         """Close to make room (WorkerState.make_room chose this one)."""
         kind = self._deadline_kind
-        if self._phase is not _OPEN or self._write_paused:
+        if self._phase is _PROXY:
+            self._close(linger=False)
+        elif self._phase is not _OPEN or self._write_paused:
             self.abort()
         elif kind is _HEAD or kind is _BODY:
             self._refuse(ProtocolError(503, "the server is full: slowest connections closed"))
@@ -472,6 +522,38 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             self._close(linger=kind is _DRAIN)
 
     # -- internals ----------------------------------------------------------
+
+    def _read_proxy_header(self, data: bytes) -> None:
+        """Phase.PROXY: feed the header's reader; once the header is whole,
+        take its addresses and hand what followed to the HTTP parser."""
+        if self._fresh is not None:
+            self._settled()
+        reader = self._proxy
+        assert reader is not None
+        try:
+            header = reader.feed(data)
+        except ProxyHeaderError as exc:
+            self._refuse_proxy(exc)
+            return
+        if header is None:
+            return  # more to come, under the deadline set in connection_made
+        self._proxy = None
+        if header.source is not None:
+            self.client, self.server = header.source, header.destination
+        log.debug("PROXY v%d header (%s): client %s, server %s", header.version,
+                  header.kind.value, self.client, self.server)
+        self._phase = _OPEN
+        self._set_deadline(_IDLE, self.state.timeouts.keep_alive)
+        if reader.rest:
+            self.data_received(reader.rest)
+
+    def _refuse_proxy(self, error: ProxyHeaderError) -> None:
+        """Close a connection whose PROXY header is missing or malformed,
+        with nothing written: what it sent is not ours to answer."""
+        log.info("closed %s (--proxy-protocol, a peer in --proxy-allow-ips): %s",
+                 _peer_text(self.client), error)
+        self._proxy = None
+        self._close(linger=False)
 
     def _settled(self) -> None:
         """The connection sent its first bytes, went away, or stayed quiet
@@ -649,7 +731,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
             transport.close()
 
     def _leave(self, phase: Phase) -> None:
-        if self._phase is _OPEN:
+        if self._phase is _OPEN or self._phase is _PROXY:
             self.state.leaving += 1
         self._phase = phase
 

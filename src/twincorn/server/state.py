@@ -18,6 +18,7 @@ from twincorn.server.websocket import WebSocketTimeouts
 if TYPE_CHECKING:
     from twincorn.server.protocol import HttpConnection
     from twincorn.server.websocket import WebSocketConnection
+    from twincorn.trusted import TrustedPeers
 
     Connection: TypeAlias = HttpConnection | WebSocketConnection
 
@@ -60,6 +61,9 @@ class WorkerState:
     max_connections: int = 1000
     drain_limit: int = 1 << 20  # unread body bytes discarded before closing
     max_pipeline: int = 32  # parsed requests queued before reading pauses
+    #: --proxy-protocol: the peers whose connections begin with a PROXY
+    #: header (--proxy-allow-ips); None when the setting is off.
+    proxy_peers: TrustedPeers | None = None
     #: Called with (connection, exchange, seconds) after each response.
     access_log: Callable[..., None] | None = None
     #: Every open connection: HTTP, and the WebSockets they became.

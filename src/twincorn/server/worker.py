@@ -25,6 +25,7 @@ from twincorn.server.protocol import HttpConnection
 from twincorn.server.recycle import Recycler
 from twincorn.server.state import Timeouts, WorkerState
 from twincorn.server.websocket import WebSocketTimeouts
+from twincorn.trusted import TrustedPeers
 from twincorn.ws.core import (
     CLOSE_GOING_AWAY,
     CLOSE_SERVICE_RESTART,
@@ -127,6 +128,7 @@ class Worker:
             max_connections=config.worker_connections,
             drain_limit=config.drain_limit,
             access_log=access_logger(config.access_log_format) if config.access_log else None,
+            proxy_peers=TrustedPeers(config.proxy_allow_ips) if config.proxy_protocol else None,
             now=loop.time(),
         )
         self.listener = Listener(loop, sockets, lambda: HttpConnection(self.state), self._busy,

@@ -57,7 +57,7 @@ from twincorn.server.state import FRESH_SECONDS
 from twincorn.server.websocket import WebSocketConnection
 
 if TYPE_CHECKING:
-    from twincorn.exchange import Exchange, WebSocketChannel, WebSocketSession
+    from twincorn.exchange import Exchange, TlsInfo, WebSocketChannel, WebSocketSession
     from twincorn.server.state import WorkerState
     from twincorn.ws import Backend
 
@@ -117,6 +117,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self.scheme = "http"
+        self.tls: TlsInfo | None = None  # set by server/tls.py's TlsConnection
         self.adapter_state: Any = None
         self.parser = RequestParser(self, state.policy)
         self._phase = _OPEN

@@ -230,7 +230,7 @@ def shown_default(name: str) -> str:
     f = SETTINGS[name]
     default: Any = f.default
     unit = f.metadata["unit"]
-    if default in (None, ()) or default == "":
+    if default in (None, ()) or default == "" or f.metadata["shown"]:
         return str(f.metadata["shown"])
     if unit == "size":
         return format_size(default)

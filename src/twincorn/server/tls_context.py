@@ -132,8 +132,9 @@ def rfc4514(name: Any) -> str:
         parts = []
         for key, value in rdn:
             text = str(value)
-            for special in '\\,+"<>;=':
+            for special in '\\,+"<>;':  # RFC 4514 section 2.4
                 text = text.replace(special, "\\" + special)
+            text = text.replace("\0", "\\00")
             if text.startswith(("#", " ")):
                 text = "\\" + text
             if text.endswith(" "):

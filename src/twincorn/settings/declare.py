@@ -27,10 +27,10 @@ def setting(
     environment variable; a config file or `twincorn.run` gives them.
     A `unit` setting reads and shows sizes (64k, 100m) or durations (30s,
     2m); `shown` says what an empty default (None, no value) stands for,
-    in --help and docs/settings.md. `parse` reads a value given as text
-    (or a number, from a config file) that the type alone cannot (other
-    spellings of a choice). The help text itself names no default: the
-    declaration is its one source.
+    in --help and docs/settings.md (or words for one that reads badly
+    alone). `parse` reads a value given as text (or a number, from a config
+    file) that the type alone cannot (other spellings of a choice). The
+    help text itself names no default: the declaration is its one source.
     """
     meta = {
         "help": help,

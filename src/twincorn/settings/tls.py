@@ -67,6 +67,7 @@ class TlsSettings:
         "--ssl-cert-reqs",
         section="tls",
         parse=parse_cert_reqs,
+        shown="none (no client certificate asked)",
     )
     ciphers: str | None = setting(
         None,
@@ -74,7 +75,7 @@ class TlsSettings:
         "--ssl-ciphers",
         section="tls",
         metavar="LIST",
-        shown="OpenSSL's defaults",
+        shown="OpenSSL's own list",
     )
     tls_min_version: Literal["1.2", "1.3"] = setting(
         "1.2", "Oldest TLS version accepted.", section="tls"

@@ -20,7 +20,6 @@ when the server closes a connection or a request fails.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from collections.abc import Coroutine
 from time import perf_counter
@@ -99,7 +98,7 @@ class LeanDriver:
         self.plan = plan
         self.loop = asyncio.get_running_loop()
         self.request, name, self.host, self.port, https = encode_request(builtin)
-        self.ssl = ssl.create_default_context() if https else None
+        self.ssl = context.tls.context() if https else None
         self.head_only = builtin.method == "HEAD"
         self.tally = context.collector.tally(builtin.method, name)
         self.conns: set[LeanConnection] = set()

@@ -24,9 +24,9 @@ pytestmark = pytest.mark.timeout(60)
 CURL = shutil.which("curl")
 OPENSSL = shutil.which("openssl")
 needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed "
-                                "(Debian: apt-get install curl)")
+                                "(Debian: apt-get install curl; .ci/run installs it)")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed "
-                                   "(Debian: apt-get install openssl)")
+                                   "(Debian: apt-get install openssl; .ci/run installs it)")
 
 
 @pytest.fixture

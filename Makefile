@@ -6,6 +6,7 @@
 # make bench-restarts  requests lost by restarts under keep-alive load, beside the peers
 # make bench-slow  twincorn and its peers under slowhttptest's four attacks
 # make bench-ws    WebSockets beside uvicorn, hypercorn and granian: echo, connects, idle memory
+# make bench-tls   TLS beside uvicorn and granian: keep-alive requests/s, new connections/s (needs wrk)
 # make fuzz   the long fuzz run of the HTTP/1.1 core (10 million inputs; docs/fuzzing.md)
 
 PYTHON ?= python3
@@ -16,7 +17,7 @@ DEMO_ARGS ?=
 FUZZ_INPUTS ?= 10000000
 FUZZ_SEED ?= 1
 
-.PHONY: demo hello test lint typecheck pytest bench bench-load bench-restarts bench-slow bench-ws fuzz clean
+.PHONY: demo hello test lint typecheck pytest bench bench-load bench-restarts bench-slow bench-ws bench-tls fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +82,11 @@ bench-slow: $(VENV)/.peers
 
 bench-ws: $(VENV)/.peers
 	$(BIN)/python bench/websocket.py --markdown
+
+bench-tls: $(VENV)/.peers
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
+		apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python bench/tls.py --rounds 3 --markdown
 
 bench-load: $(VENV)/.bench
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \

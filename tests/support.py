@@ -44,7 +44,8 @@ class RunningServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.config.certfile else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)

@@ -172,6 +172,8 @@ class ASGIExchange:
             "headers": request.headers,
             "state": adapter.lifespan.state.copy() if adapter.lifespan.state else {},
         }
+        if channel.tls is not None:
+            scope["extensions"] = {"tls": channel.tls.scope}
         context = adapter.context.copy()
         run = self._run(scope)
         if _EAGER:

@@ -182,7 +182,8 @@ class WebSocketExchange:
             "headers": request.headers,
             "subprotocols": backend.subprotocols,
             "state": adapter.lifespan.state.copy() if adapter.lifespan.state else {},
-            "extensions": _EXTENSIONS,
+            "extensions": _EXTENSIONS if channel.tls is None else {
+                **_EXTENSIONS, "tls": channel.tls.scope},
         }
 
     # -- WebSocketSession (called by server/websocket.py, once open) -------

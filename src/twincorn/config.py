@@ -37,6 +37,7 @@ from twincorn.settings.listening import ListenSettings
 from twincorn.settings.logs import LogSettings
 from twincorn.settings.processes import ProcessSettings
 from twincorn.settings.proxy_protocol import ProxyProtocolSettings
+from twincorn.settings.tls import TlsSettings
 from twincorn.settings.websockets import WebSocketSettings
 from twincorn.trusted import TrustedPeers, TrustError
 from twincorn.units import format_duration, format_size, parse_duration, parse_size
@@ -55,6 +56,7 @@ class Config(
     DevelopmentSettings,
     LogSettings,
     ProxyProtocolSettings,
+    TlsSettings,
     WebSocketSettings,
     HttpSettings,
     ConnectionSettings,
@@ -185,7 +187,10 @@ _UNITS: dict[str, Callable[[str], Any]] = {"size": parse_size, "duration": parse
 
 def _parser_for(name: str) -> Callable[[str], Any]:
     hint = _HINTS[name]
-    unit = SETTINGS[name].metadata["unit"]
+    meta = SETTINGS[name].metadata
+    if meta["parse"] is not None:
+        return _reader(name.replace("_", " "), meta["parse"])
+    unit = meta["unit"]
     if unit:
         return _reader(unit, _UNITS[unit])
     args = [a for a in get_args(hint) if a is not type(None)]
@@ -203,6 +208,12 @@ def _parser_for(name: str) -> Callable[[str], Any]:
 def convert(name: str, value: Any) -> Any:
     """A setting's value from a string (environment, CLI) or a Python value."""
     hint = _HINTS[name]
+    parse = SETTINGS[name].metadata["parse"]
+    if parse is not None and isinstance(value, str | int):
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}", name) from None
     if get_origin(hint) is tuple:
         if isinstance(value, str):
             return tuple(v for v in value.split(",") if v)
@@ -222,7 +233,7 @@ def shown_default(name: str) -> str:
     f = SETTINGS[name]
     default: Any = f.default
     unit = f.metadata["unit"]
-    if default in (None, ()) or default == "":
+    if default in (None, ()) or default == "" or f.metadata["shown"]:
         return str(f.metadata["shown"])
     if unit == "size":
         return format_size(default)
@@ -269,7 +280,23 @@ def validate(config: Config) -> Config:
     except TrustError as exc:
         raise ConfigError(f"proxy_allow_ips: {exc}", "proxy_allow_ips") from None
     _check_binds(config)
+    _check_tls(config)
     return config
+
+
+def _check_tls(config: Config) -> None:
+    """The TLS settings that need others (the files are read later, by
+    server/tls_context.py, in the master)."""
+    if not config.certfile:
+        for name in ("keyfile", "keyfile_password", "ca_certs", "ciphers"):
+            if getattr(config, name):
+                raise ConfigError(f"{name}: TLS needs a certificate: give --certfile too", name)
+        if config.cert_reqs != "none":
+            raise ConfigError("cert_reqs: client certificates need TLS: give --certfile too",
+                              "cert_reqs")
+    elif config.cert_reqs != "none" and not config.ca_certs:
+        raise ConfigError(f"cert_reqs: {config.cert_reqs} client certificates are checked "
+                          "against --ca-certs: give it too", "cert_reqs")
 
 
 def _check_binds(config: Config) -> None:

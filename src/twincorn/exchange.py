@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from twincorn.http import Request
@@ -24,13 +25,31 @@ from twincorn.ws import Backend
 SERVING: ContextVar[tuple[Exchange, float] | None] = ContextVar("serving", default=None)
 
 
+@dataclass(frozen=True, slots=True)
+class TlsInfo:
+    """A TLS connection as the adapters show it, made once per connection
+    (server/tls.py) and shared by its requests."""
+
+    #: The ASGI TLS extension (scope["extensions"]["tls"]): server_cert,
+    #: client_cert_chain, client_cert_name, client_cert_error, tls_version,
+    #: cipher_suite.
+    scope: dict[str, Any]
+    #: The WSGI environ's keys, named after Apache mod_ssl's: HTTPS,
+    #: SSL_PROTOCOL, SSL_CIPHER, SSL_CLIENT_VERIFY and, with a client
+    #: certificate, SSL_CLIENT_S_DN, SSL_CLIENT_I_DN, SSL_CLIENT_CERT.
+    environ: dict[str, str]
+
+
 class Channel(Protocol):
     """What an exchange may ask of the connection it belongs to."""
 
     #: (host, port) of the peer and of our socket; None for a UNIX socket peer.
     client: tuple[str, int] | None
     server: tuple[str, int] | None
+    #: "http", or "https" over TLS (WebSocket scopes make them ws and wss).
     scheme: str
+    #: What the TLS handshake settled; None for plain HTTP.
+    tls: TlsInfo | None
     #: Free for the adapter: what it computes once per connection rather than
     #: once per request (the WSGI adapter keeps the connection's environ here).
     adapter_state: Any

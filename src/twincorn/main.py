@@ -11,6 +11,8 @@ from twincorn import logs
 from twincorn.config import Config
 from twincorn.importer import AppLoadError, prepare
 from twincorn.server.listener import BindError, open_sockets, release
+from twincorn.server.tls_context import TlsError
+from twincorn.server.tls_context import load as load_tls
 from twincorn.server.worker import run_worker
 
 log = logging.getLogger("twincorn.error")
@@ -43,13 +45,18 @@ def serve_single(config: Config, app: Callable[..., Any] | None = None) -> int:
         exc.report()
         return exc.status
     try:
+        tls = load_tls(config)
+    except TlsError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
         sockets = open_sockets(config.binds, config.backlog, reuse_port=config.reuse_port,
                                unix_mode=config.unix_mode)
     except BindError as exc:
         log.error("%s", exc)
         return 1
     try:
-        return run_worker(config, app, sockets)
+        return run_worker(config, app, sockets, tls=tls)
     finally:
         for sock in sockets:
             release(sock)

@@ -75,8 +75,6 @@ G, U, L = (Peer.GUNICORN,), (Peer.UVICORN,), (Peer.LOCUST,)
 GU = (Peer.GUNICORN, Peer.UVICORN)
 SAME, ALIAS, SPELLED, MISSING, LATER = (Verdict.SAME, Verdict.ALIAS, Verdict.SPELLED,
                                         Verdict.MISSING, Verdict.LATER)
-_TLS = ("TLS is not yet in twincorn: terminate it in a proxy in front (nginx, haproxy) "
-        "and serve plain HTTP behind it")
 _PROXY = ("proxy headers (X-Forwarded-For, Forwarded) are not yet in twincorn: the "
           "application sees the proxy's address")
 _LOGCONFIG = ("twincorn logs to the standard loggers twincorn.error and twincorn.access: "
@@ -193,13 +191,26 @@ TABLE: tuple[PeerFlag, ...] = (
            "taken); from --proxy-allow-ips the header is required (a connection without one "
            "is closed), from other peers it is not read"),
     _serve(G, "--proxy-allow-from", ALIAS, "--proxy-allow-ips"),
-    _serve(G, "--certfile", LATER, "", _TLS, "certfile"),
-    _serve(G, "--keyfile", LATER, "", _TLS, "keyfile"),
-    _serve(G, "--ca-certs", LATER, "", _TLS, "ca_certs"),
-    _serve(U, "--ssl-certfile", LATER, "", _TLS),
-    _serve(U, "--ssl-keyfile", LATER, "", _TLS),
-    _serve(U, "--ssl-keyfile-password", LATER, "", _TLS),
-    _serve(U, "--ssl-ca-certs", LATER, "", _TLS),
+    _serve(G, "--certfile", SAME, "--certfile", "every TCP --bind speaks TLS; read again on HUP"),
+    _serve(G, "--keyfile", SAME, "--keyfile"),
+    _serve(G, "--ca-certs", SAME, "--ca-certs"),
+    _serve(G, "--cert-reqs", SAME, "--cert-reqs", "none, optional, required; or 0, 1, 2"),
+    _serve(G, "--ciphers", SAME, "--ciphers"),
+    _serve(GU, "--ssl-version", SPELLED, "--tls-min-version",
+           "1.2 or 1.3, the oldest version accepted", "ssl_version"),
+    _serve(G, "--do-handshake-on-connect", MISSING, "",
+           "twincorn always completes the handshake before reading a request, within "
+           "--tls-handshake-timeout", "do_handshake_on_connect"),
+    _serve(G, "--suppress-ragged-eofs", MISSING, "",
+           "a client that closes without TLS close_notify is taken as gone, as always",
+           "suppress_ragged_eofs"),
+    _serve(U, "--ssl-certfile", SAME, "--certfile", "the same setting as --certfile"),
+    _serve(U, "--ssl-keyfile", SAME, "--keyfile", "the same setting as --keyfile"),
+    _serve(U, "--ssl-keyfile-password", SAME, "--keyfile-password",
+           "the same setting as --keyfile-password"),
+    _serve(U, "--ssl-ca-certs", SAME, "--ca-certs", "the same setting as --ca-certs"),
+    _serve(U, "--ssl-cert-reqs", SAME, "--cert-reqs", "the same setting as --cert-reqs"),
+    _serve(U, "--ssl-ciphers", SAME, "--ciphers", "the same setting as --ciphers"),
     _serve(U, "--ws", SAME, "--ws", "auto, websockets, websockets-sansio, wsproto or none; "
            "websockets and websockets-sansio are one thing here (the library's sans-IO "
            "protocol, driven by twincorn's own connection)"),

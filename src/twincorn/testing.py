@@ -34,7 +34,7 @@ import httptools
 
 from twincorn.asgi import ASGIAdapter
 from twincorn.asgi_websocket import WebSocketOptions
-from twincorn.exchange import Adapter, WebSocketSession
+from twincorn.exchange import Adapter, TlsInfo, WebSocketSession
 from twincorn.http import Request, RequestPolicy
 from twincorn.server.protocol import Deadline, HttpConnection, Phase
 from twincorn.server.state import Timeouts, WorkerState
@@ -298,6 +298,7 @@ class FakeChannel(FakeDrains):
         self.client: tuple[str, int] | None = ("127.0.0.1", 50000)
         self.server: tuple[str, int] | None = ("127.0.0.1", 8000)
         self.scheme = "http"
+        self.tls: TlsInfo | None = None
         self.adapter_state: Any = None
         self.keep_alive = True
         self.written = bytearray()

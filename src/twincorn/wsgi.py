@@ -400,6 +400,8 @@ class WSGIExchange:
             environ["REMOTE_ADDR"] = client[0]
             environ["REMOTE_PORT"] = str(client[1])
         environ["wsgi.url_scheme"] = channel.scheme
+        if channel.tls is not None:
+            environ.update(channel.tls.environ)
         return environ
 
     def start_response(

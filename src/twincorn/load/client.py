@@ -323,9 +323,10 @@ class HttpClient:
         self.websockets.clear()
 
     def tls(self) -> ssl.SSLContext:
-        """The TLS context of https:// and wss:// (the system's defaults)."""
+        """The TLS context of https:// and wss:// (--insecure, --ca-certs,
+        --client-cert; else the system's defaults)."""
         if self._ssl is None:
-            self._ssl = ssl.create_default_context()
+            self._ssl = self.context.tls.context()
         return self._ssl
 
     # -- encoding ------------------------------------------------------------------

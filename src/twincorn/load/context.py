@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from twincorn.load.stats import Collector
+from twincorn.load.tls import ClientTls
 
 
 class RunExhausted(BaseException):  # a signal, like CancelledError
@@ -55,6 +56,8 @@ class RunContext:
     on_exhausted: Callable[[], None] = field(default=lambda: None)
     stopping: bool = False  # no new requests once set
     in_flight: int = 0  # requests sent and not yet answered (the general path)
+    #: https:// and wss://: the TLS options, and the context made from them.
+    tls: ClientTls = field(default_factory=ClientTls)
 
     def take(self) -> None:
         """Spend one request of the budget, or raise RunExhausted."""

@@ -20,7 +20,6 @@ when the server closes a connection or a request fails.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from collections.abc import Coroutine
 from time import perf_counter
@@ -138,7 +137,7 @@ class LeanDriver:
         builtin: Builtin = target
         self.request: Any
         self.request, name, self.host, self.port, https = encode_request(builtin)
-        self.ssl = ssl.create_default_context() if https else None
+        self.ssl = self.context.tls.context() if https else None
         self.head_only = builtin.method == "HEAD"
         self.tally = self.context.collector.tally(builtin.method, name)
 

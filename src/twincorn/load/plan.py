@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from twincorn import units
+from twincorn.load.tls import ClientTls, TlsOptionError
 
 
 class PlanError(ValueError, argparse.ArgumentTypeError):
@@ -245,6 +246,33 @@ class LoadPlan:
         section="WebSocket echo (a ws:// URL)",
         metavar="TEXT",
     )
+    # -- TLS (https:// and wss:// URLs)
+    insecure: bool = option(
+        False,
+        "Accept any server certificate, unchecked (a test server's own, as curl's -k).",
+        "-k",
+        section="TLS (https:// and wss://)",
+    )
+    ca_certs: str | None = option(
+        None,
+        "PEM file of the authorities that sign the server's certificate.",
+        section="TLS (https:// and wss://)",
+        metavar="FILE",
+        shown="the system's",
+    )
+    client_cert: str | None = option(
+        None,
+        "PEM file of the certificate shown to a server that asks for one (mutual TLS); "
+        "its key too, unless --key gives it.",
+        section="TLS (https:// and wss://)",
+        metavar="FILE",
+    )
+    key: str | None = option(
+        None,
+        "PEM file of --client-cert's private key (not encrypted).",
+        section="TLS (https:// and wss://)",
+        metavar="FILE",
+    )
     # -- processes
     processes: int = option(
         1,
@@ -289,6 +317,7 @@ class LoadPlan:
         if self.host is not None:
             check_url(self.host)
         self._check_websocket()
+        self._check_tls()
         for line in self.header:
             if ":" not in line or not line.split(":", 1)[0].strip():
                 raise PlanError(f"--header: expected 'Name: value', got {line!r}")
@@ -311,6 +340,22 @@ class LoadPlan:
         if self.message_text is not None or self.message_size != DEFAULT_MESSAGE_SIZE:
             given = "--message-text" if self.message_text is not None else "--message-size"
             raise PlanError(f"{given}: for a ws:// or wss:// URL only")
+
+    def client_tls(self) -> ClientTls:
+        """The TLS options, whose context each load process makes once."""
+        return ClientTls(self.insecure, self.ca_certs, self.client_cert, self.key)
+
+    def _check_tls(self) -> None:
+        if self.key and not self.client_cert:
+            raise PlanError("--key: the key of --client-cert: give --client-cert too")
+        if self.insecure and self.ca_certs:
+            raise PlanError("--insecure and --ca-certs contradict each other: --insecure "
+                            "checks no certificate")
+        if self.ca_certs or self.client_cert:
+            try:
+                self.client_tls().context()  # the files are read now, once
+            except TlsOptionError as exc:
+                raise PlanError(str(exc)) from None
 
     def split(self, parts: int) -> list[LoadPlan]:
         """This plan shared between `parts` processes: users, rate, limits."""

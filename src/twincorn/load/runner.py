@@ -200,6 +200,7 @@ class LoadRun:
             # With a warm-up, --stop-after counts from its end (below).
             budget=plan.stop_after if plan.stop_after and not plan.warmup else sys.maxsize,
             on_exhausted=lambda: self.stop("stop-after"),
+            tls=plan.client_tls(),
         )
         driver = make_driver(context, self.scenario, plan)
         if self.start_at is not None:  # a load process: the parent's common start

@@ -431,7 +431,14 @@ async def handshake(
         never.started = never.handshake_done = started
         return never, connect_error(exc, connect_timeout)
     conn.started = started
-    if not await _wait_for(conn.handshake, timeout):
+    try:
+        answered = await _wait_for(conn.handshake, timeout)
+    except BaseException:
+        # Cancelled (the end of the run): nobody else holds this connection,
+        # and a loop closed with it open waits for it for ever (uvloop).
+        conn.abort()
+        raise
+    if not answered:
         conn.abort()
         return conn, RequestError(TIMEOUT, f"timeout: no handshake response within "
                                            f"{timeout:g}s")

@@ -59,6 +59,7 @@ class LeanWebSocket(WsConnection):
         self.status = 0  # _NOT_THE_ECHO for a reply that is not
         self.size = 0
         self.problem = ""  # why, then
+        self._gone = False  # connection_lost came
 
     # -- LeanConn -----------------------------------------------------------------------
 
@@ -101,7 +102,14 @@ class LeanWebSocket(WsConnection):
         if self.busy:
             self.busy = False
             self.driver.failed(self, self.error or error)
-            self.abort()
+            if not self._gone:
+                # Not from connection_lost: a transport aborted in there
+                # left uvloop's loop.close() waiting for ever.
+                self.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gone = True
+        super().connection_lost(exc)
 
 
 class WsAim(LeanDriver):
@@ -120,12 +128,10 @@ class WsAim(LeanDriver):
         self.tally = collector.tally(WS, target.name)
         self.connect_tally = collector.tally(WS, f"connect {target.name}")
         self.headers = dict(target.headers)
-        self._tls: ssl.SSLContext | None = None
 
     def tls(self) -> ssl.SSLContext:
-        if self._tls is None:
-            self._tls = ssl.create_default_context()
-        return self._tls
+        """The TLS context of a wss:// URL (load/tls.py: --insecure, --ca-certs...)."""
+        return self.context.tls.context()
 
     async def open_connection(self) -> LeanConn | RequestError:
         context = self.context

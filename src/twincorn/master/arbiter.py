@@ -62,6 +62,8 @@ from twincorn.server.listener import (
     reclaim,
     release,
 )
+from twincorn.server.tls_context import TlsError, TlsSetup
+from twincorn.server.tls_context import load as load_tls
 
 log = logging.getLogger("twincorn.error")
 
@@ -125,6 +127,9 @@ class Arbiter:
         self._waiting_for_fix = False  # --reload: no worker boots; wait for an edit
         self._new_master = 0  # USR2: the pid of the master replacing us
         self._pid_file = config.pid
+        #: The TLS context the workers are forked with (None: plain HTTP):
+        #: made at start, again on HUP (server/tls_context.py).
+        self.tls: TlsSetup | None = None
 
     # -- the main loop ------------------------------------------------------
 
@@ -138,6 +143,11 @@ class Arbiter:
             exc.report()
             return exc.status
         except ReloadUnavailable as exc:
+            log.error("%s", exc)
+            return 1
+        try:
+            self.tls = load_tls(config)
+        except TlsError as exc:
             log.error("%s", exc)
             return 1
         self.hook("on_starting", self)
@@ -163,9 +173,9 @@ class Arbiter:
             return 1
         self._write_pid()
         set_title(f"master [{app_label(config, self.app)}]")
+        bound = ", ".join(describe(s, self.tls is not None) for s in self.sockets)
         log.info("twincorn %s master, pid %d, bound to %s: booting %d worker%s", __version__,
-                 self.pid, ", ".join(describe(s) for s in self.sockets), self.target,
-                 "" if self.target == 1 else "s")
+                 self.pid, bound, self.target, "" if self.target == 1 else "s")
         self.hook("when_ready", self)
         try:
             self._maintain()
@@ -273,6 +283,7 @@ class Arbiter:
         if self._stop_deadline is not None:
             return
         self._reload_config()
+        self._reload_tls()
         self._replace_all("HUP")
 
     def _reload_config(self) -> None:
@@ -288,6 +299,14 @@ class Arbiter:
         self.config = config
         self.target = config.workers
         logs.configure(config.log_level, config.error_log_file, config.access_log_file)
+
+    def _reload_tls(self) -> None:
+        """Read the certificate and key again (renewed ones are served by
+        the new workers); a file that cannot be used keeps the old ones."""
+        try:
+            self.tls = load_tls(self.config)
+        except TlsError as exc:
+            log.error("HUP: %s; keeping the TLS files read before", exc)
 
     def _replace_all(self, why: str) -> None:
         self._to_replace = sorted(

@@ -70,7 +70,7 @@ def worker_main(arbiter: Arbiter, record: WorkerRecord) -> None:
         status = run_worker(
             config, app, arbiter.sockets, heartbeat=record.heartbeat.beat,
             parent_pid=arbiter.pid, ask_replacement=record.heartbeat.ask_replacement,
-            replaced=lambda: record.heartbeat.retired,
+            replaced=lambda: record.heartbeat.retired, tls=arbiter.tls,
         )
         arbiter.hook("worker_exit", arbiter, record)
     except BaseException:

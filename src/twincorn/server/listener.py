@@ -3,7 +3,9 @@
 The worker accepts connections itself (a reader callback on the listening
 socket) rather than through loop.create_server, so that it can stop
 accepting while its WSGI slots are all busy and leave new connections in
-the kernel's queue for another worker to take.
+the kernel's queue for another worker to take. With TLS on, a connection
+accepted on a TCP socket goes through server/tls.py's TlsAcceptor first
+(unix: sockets stay plain: their peers are on this machine).
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ import os
 import socket
 import stat
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from twincorn.address import AddressError
 from twincorn.address import parse_address as parse_address_text
 from twincorn.config import UPGRADE_ENV
+
+if TYPE_CHECKING:
+    from twincorn.server.tls import TlsAcceptor
 
 log = logging.getLogger("twincorn.error")
 
@@ -194,13 +200,14 @@ def release(sock: socket.socket) -> None:
             os.unlink(path)
 
 
-def describe(sock: socket.socket) -> str:
+def describe(sock: socket.socket, tls: bool = False) -> str:
     name = sock.getsockname()
     if sock.family == socket.AF_UNIX:
         return f"unix:{name}"
+    scheme = "https" if tls else "http"
     if sock.family == socket.AF_INET6:
-        return f"http://[{name[0]}]:{name[1]}"
-    return f"http://{name[0]}:{name[1]}"
+        return f"{scheme}://[{name[0]}]:{name[1]}"
+    return f"{scheme}://{name[0]}:{name[1]}"
 
 
 class Listener:
@@ -219,6 +226,7 @@ class Listener:
         protocol_factory: Callable[[], asyncio.Protocol],
         busy: Callable[[], bool],
         make_room: Callable[[], bool] | None = None,
+        tls: TlsAcceptor | None = None,
     ) -> None:
         self.loop = loop
         self.sockets = sockets
@@ -228,6 +236,11 @@ class Listener:
         self.accepting = False
         self.closed = False
         self.pending: set[asyncio.Task[object]] = set()
+        #: TLS connections in their handshake: not in `pending`, which
+        #: busy() counts as WSGI slots taken (a stalled handshake would
+        #: hold one for its whole deadline).
+        self.tls = tls
+        self.handshaking: set[asyncio.Task[None]] = set()
         self._exhausted: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -284,6 +297,11 @@ class Listener:
             conn.setblocking(False)
             if conn.family != socket.AF_UNIX:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.tls is not None:
+                    handshake = self.loop.create_task(self.tls.accept(conn))
+                    self.handshaking.add(handshake)
+                    handshake.add_done_callback(self._handshake_done)
+                    continue
             task = self.loop.create_task(self._connect(conn))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
@@ -301,10 +319,17 @@ class Listener:
             if not self.closed:
                 self.resume()
 
+    def _handshake_done(self, task: asyncio.Task[None]) -> None:
+        self.handshaking.discard(task)
+        if not self.closed:
+            self.resume()
+
     async def settle(self) -> None:
-        """Wait until the connections accepted so far are set up."""
-        if self.pending:
-            await asyncio.wait(set(self.pending), timeout=5)
+        """Wait until the connections accepted so far are set up (their
+        TLS handshakes too, within their deadline)."""
+        waiting = self.pending | self.handshaking
+        if waiting:
+            await asyncio.wait(waiting, timeout=5)
 
     def close(self) -> None:
         self.closed = True

@@ -71,7 +71,7 @@ from twincorn.server.state import FRESH_SECONDS
 from twincorn.server.websocket import WebSocketConnection
 
 if TYPE_CHECKING:
-    from twincorn.exchange import Exchange, WebSocketChannel, WebSocketSession
+    from twincorn.exchange import Exchange, TlsInfo, WebSocketChannel, WebSocketSession
     from twincorn.server.state import WorkerState
     from twincorn.ws import Backend
 
@@ -132,12 +132,17 @@ def _address(info: Any) -> tuple[str, int] | None:
 class HttpConnection(WriteFlow, asyncio.Protocol):
     """The connection driver (one per accepted socket)."""
 
+    #: From a peer in --proxy-allow-ips (with --proxy-protocol), the first
+    #: bytes are a PROXY header, read here (TLS reads its own: server/tls.py).
+    reads_proxy_header = True
+
     def __init__(self, state: WorkerState) -> None:
         self.state = state
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self.scheme = "http"
+        self.tls: TlsInfo | None = None  # set by server/tls.py's TlsConnection
         self.adapter_state: Any = None
         self.parser = RequestParser(self, state.policy)
         self._phase = _OPEN
@@ -182,7 +187,8 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         state.fresh += 1
         self._fresh = state.loop.call_later(FRESH_SECONDS, self._settled)
         peers = state.proxy_peers
-        if peers is not None and (self.client[0] if self.client else None) in peers:
+        if (peers is not None and self.reads_proxy_header
+                and (self.client[0] if self.client else None) in peers):
             self._phase = _PROXY
             self._proxy = ProxyHeaderReader()
             self._set_deadline(_PROXY_WAIT, state.timeouts.request_head)

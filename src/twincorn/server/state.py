@@ -68,6 +68,9 @@ class WorkerState:
     access_log: Callable[..., None] | None = None
     #: Every open connection: HTTP, and the WebSockets they became.
     connections: set[Connection] = field(default_factory=set)
+    #: TLS connections accepted and not yet through their handshake
+    #: (server/tls.py): they count against max_connections too.
+    handshakes: int = 0
     #: Connections on their way out (closing, or closed and not yet lost):
     #: they no longer count against max_connections.
     leaving: int = 0
@@ -110,7 +113,7 @@ class WorkerState:
 
     @property
     def full(self) -> bool:
-        return len(self.connections) - self.leaving > self.max_connections
+        return len(self.connections) + self.handshakes - self.leaving > self.max_connections
 
     def make_room(self) -> bool:
         """At --worker-connections: close the connections that made the least

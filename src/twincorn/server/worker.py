@@ -24,6 +24,9 @@ from twincorn.server.listener import Listener, describe, raise_descriptor_limit
 from twincorn.server.protocol import HttpConnection
 from twincorn.server.recycle import Recycler
 from twincorn.server.state import Timeouts, WorkerState
+from twincorn.server.tls import TlsAcceptor
+from twincorn.server.tls_context import TlsSetup
+from twincorn.server.tls_context import load as load_tls
 from twincorn.server.websocket import WebSocketTimeouts
 from twincorn.trusted import TrustedPeers
 from twincorn.ws.core import (
@@ -74,6 +77,7 @@ class Worker:
         parent_pid: int | None = None,
         ask_replacement: Callable[[], None] | None = None,
         replaced: Callable[[], bool] | None = None,
+        tls: TlsSetup | None = None,
     ) -> None:
         self.config = config
         self.app = app
@@ -131,8 +135,12 @@ class Worker:
             proxy_peers=TrustedPeers(config.proxy_allow_ips) if config.proxy_protocol else None,
             now=loop.time(),
         )
+        # The master's TLS setup (read at start, again on HUP); made here
+        # for a worker with no master (twincorn.server.embedded).
+        tls = tls if tls is not None or not config.certfile else load_tls(config)
+        self.tls = TlsAcceptor(self.state, tls) if tls is not None else None
         self.listener = Listener(loop, sockets, lambda: HttpConnection(self.state), self._busy,
-                                 self.state.make_room)
+                                 self.state.make_room, self.tls)
         if isinstance(adapter, WSGIAdapter):
             adapter.on_release = self.state.on_room = self.listener.resume
 
@@ -162,7 +170,7 @@ class Worker:
         self.listener.start()
         self._tick()
         for sock in self.sockets:
-            log.info("listening on %s", describe(sock))
+            log.info("listening on %s", describe(sock, self.tls is not None))
         log.info(
             "serving %s (%s) with twincorn %s, pid %d",
             self.label or self.app, self.adapter.description, __version__, os.getpid(),
@@ -260,7 +268,7 @@ class Worker:
 #: a file being sent (WSGI's file_wrapper).
 _OWN_TASKS = (
     ASGIExchange._run.__code__, Listener._connect.__code__, HttpConnection.sendfile.__code__,
-    WebSocketExchange._run.__code__,
+    WebSocketExchange._run.__code__, TlsAcceptor.accept.__code__,
 )
 
 
@@ -304,6 +312,7 @@ def run_worker(
     parent_pid: int | None = None,
     ask_replacement: Callable[[], None] | None = None,
     replaced: Callable[[], bool] | None = None,
+    tls: TlsSetup | None = None,
 ) -> int:
     """Load the application (unless given) and run one worker on a new
     event loop until it stops; its exit status (1 if the app did not load)."""
@@ -327,7 +336,7 @@ def run_worker(
     )
     try:
         worker = Worker(config, app, interface, sockets, loop, label, heartbeat, parent_pid,
-                        ask_replacement, replaced)
+                        ask_replacement, replaced, tls)
         install_signal_handlers(loop, worker)
         return loop.run_until_complete(worker.run())
     finally:

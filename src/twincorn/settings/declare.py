@@ -19,6 +19,7 @@ def setting(
     file_only: bool = False,
     unit: Literal["size", "duration"] | None = None,
     shown: str = "",
+    parse: Callable[[object], Any] | None = None,
 ) -> Any:
     """Declare one setting (used as the default of a Config field).
 
@@ -26,8 +27,10 @@ def setting(
     environment variable; a config file or `twincorn.run` gives them.
     A `unit` setting reads and shows sizes (64k, 100m) or durations (30s,
     2m); `shown` says what an empty default (None, no value) stands for,
-    in --help and docs/settings.md. The help text itself names no default:
-    the declaration is its one source.
+    in --help and docs/settings.md (or words for one that reads badly
+    alone). `parse` reads a value given as text (or a number, from a config
+    file) that the type alone cannot (other spellings of a choice). The
+    help text itself names no default: the declaration is its one source.
     """
     meta = {
         "help": help,
@@ -38,6 +41,7 @@ def setting(
         "file_only": file_only,
         "unit": unit,
         "shown": shown,
+        "parse": parse,
     }
     if isinstance(default, list | dict):
         frozen = tuple(default) if isinstance(default, list) else default

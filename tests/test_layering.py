@@ -31,10 +31,11 @@ ALLOWED = {
     "main.py": {"twincorn", "twincorn.config", "twincorn.importer", "twincorn.logs",
                 "twincorn.master", "twincorn.server"},
     "config.py": {"twincorn.http", "twincorn.config_file", "twincorn.address", "twincorn.units",
-                  "twincorn.peer_flags", "twincorn.extras", "twincorn.settings"},
+                  "twincorn.peer_flags", "twincorn.extras", "twincorn.settings",
+                  "twincorn.trusted"},
     # The declarations themselves: the defaults they share with the core.
     "settings": {"twincorn.settings", "twincorn.http", "twincorn.address",
-                 "twincorn.config_file"},
+                 "twincorn.config_file", "twincorn.trusted"},
     "config_file.py": set(),
     "trace.py": {"twincorn.logs"},
     "lab": {"twincorn", "twincorn.lab", "twincorn.load", "twincorn.extras"},

@@ -172,6 +172,12 @@ class ASGIExchange:
             "headers": request.headers,
             "state": adapter.lifespan.state.copy() if adapter.lifespan.state else {},
         }
+        forwarded = request.forwarded
+        if forwarded is not None:  # a trusted proxy's word (http/forwarded.py)
+            scope["client"] = forwarded.client
+            scope["scheme"] = forwarded.scheme
+            scope["server"] = forwarded.server
+            scope["headers"] = forwarded.headers(request.headers)
         context = adapter.context.copy()
         run = self._run(scope)
         if _EAGER:

@@ -77,8 +77,6 @@ SAME, ALIAS, SPELLED, MISSING, LATER = (Verdict.SAME, Verdict.ALIAS, Verdict.SPE
                                         Verdict.MISSING, Verdict.LATER)
 _TLS = ("TLS is not yet in twincorn: terminate it in a proxy in front (nginx, haproxy) "
         "and serve plain HTTP behind it")
-_PROXY = ("proxy headers (X-Forwarded-For, Forwarded) are not yet in twincorn: the "
-          "application sees the proxy's address")
 _PROXY_PROTOCOL = "the PROXY protocol is not yet in twincorn"
 _LOGCONFIG = ("twincorn logs to the standard loggers twincorn.error and twincorn.access: "
               "configure them with logging.config from the application, or use --log-level, "
@@ -187,8 +185,13 @@ TABLE: tuple[PeerFlag, ...] = (
            "twincorn always sends Date (RFC 9110 section 6.6.1)"),
     _serve(U, "--header", MISSING, "",
            "set response headers in the application, or in a middleware"),
-    _serve(GU, "--forwarded-allow-ips", LATER, "", _PROXY, "forwarded_allow_ips"),
-    _serve(U, "--proxy-headers --no-proxy-headers", LATER, "", _PROXY),
+    _serve(GU, "--forwarded-allow-ips", SAME, "--forwarded-allow-ips",
+           "default 127.0.0.1,::1,unix; FORWARDED_ALLOW_IPS read too. Their X-Forwarded-For, "
+           "-Proto, -Host, -Port and Forwarded set the client, scheme and host "
+           "(docs/deployment.md); gunicorn's secure_scheme_headers is not built: "
+           "X-Forwarded-Proto is read, X-Forwarded-Ssl and X-Forwarded-Protocol are not"),
+    _serve(U, "--proxy-headers --no-proxy-headers", SAME, "--proxy-headers",
+           "on by default, as in uvicorn"),
     _serve(G, "--proxy-protocol", LATER, "", _PROXY_PROTOCOL, "proxy_protocol"),
     _serve(G, "--proxy-allow-from", LATER, "", _PROXY_PROTOCOL, "proxy_allow_ips"),
     _serve(G, "--certfile", LATER, "", _TLS, "certfile"),

@@ -45,7 +45,9 @@ from twincorn.wsgi import WSGIAdapter
 class FakeTransport:
     """The server's end of a fake network (an asyncio.Transport's methods)."""
 
-    def __init__(self, sock: socket.socket | None = None) -> None:
+    def __init__(self, sock: socket.socket | None = None,
+                 peer: Any = ("127.0.0.1", 50000)) -> None:
+        self.peer = peer  # the peername: ("10.0.0.1", 4711), or "" for a unix: socket's
         self.written = bytearray()
         self.closing = False  # close() or abort() was called
         self.aborted = False
@@ -57,7 +59,7 @@ class FakeTransport:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {
-            "peername": ("127.0.0.1", 50000),
+            "peername": self.peer,
             "sockname": ("127.0.0.1", 8000),
             "socket": self.sock,
         }.get(name, default)
@@ -101,9 +103,10 @@ class FakeTransport:
 class Link:
     """One connection, driven from the client's side."""
 
-    def __init__(self, worker: FakeWorker, sock: socket.socket | None = None) -> None:
+    def __init__(self, worker: FakeWorker, sock: socket.socket | None = None,
+                 peer: Any = ("127.0.0.1", 50000)) -> None:
         self.worker = worker
-        self.transport = FakeTransport(sock)
+        self.transport = FakeTransport(sock, peer)
         self.conn = HttpConnection(worker.state)
         self.transport.protocol = self.conn
         self.conn.connection_made(self.transport)  # type: ignore[arg-type]
@@ -210,8 +213,10 @@ class FakeWorker:
                                  timeouts=Timeouts(**timeouts), now=1000.0, **settings)
         self.links: list[Link] = []
 
-    def connect(self, sock: socket.socket | None = None) -> Link:
-        link = Link(self, sock)
+    def connect(self, sock: socket.socket | None = None,
+                peer: Any = ("127.0.0.1", 50000)) -> Link:
+        """A client connects (from `peer`, the transport's peername)."""
+        link = Link(self, sock, peer)
         self.run()
         return link
 

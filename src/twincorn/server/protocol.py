@@ -58,6 +58,7 @@ from twincorn.server.websocket import WebSocketConnection
 
 if TYPE_CHECKING:
     from twincorn.exchange import Exchange, WebSocketChannel, WebSocketSession
+    from twincorn.http.forwarded import ProxyHeaders
     from twincorn.server.state import WorkerState
     from twincorn.ws import Backend
 
@@ -118,6 +119,9 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self.server: tuple[str, int] | None = None
         self.scheme = "http"
         self.adapter_state: Any = None
+        # The proxy-headers policy if the peer is a trusted proxy, else None:
+        # judged once (trust()), so that other requests pay one test.
+        self._proxy: ProxyHeaders | None = None
         self.parser = RequestParser(self, state.policy)
         self._phase = _OPEN
         # Requests parsed and not yet started, in order. A list, not a deque:
@@ -155,6 +159,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self.transport = transport = cast(asyncio.Transport, transport)
         self.client = _address(transport.get_extra_info("peername"))
         self.server = _address(transport.get_extra_info("sockname"))
+        self.trust()
         state = self.state
         state.connections.add(self)
         state.fresh += 1
@@ -259,6 +264,10 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 
     def on_request(self, request: Request) -> None:
         self._requests += 1
+        proxy = self._proxy
+        if proxy is not None:
+            request.forwarded = proxy.resolve(request.headers, self.client, self.scheme,
+                                              self.server, request.host)
         exchange = self.state.adapter.new_exchange(request, self)
         self._parsing = exchange
         self._pending.append(exchange)
@@ -408,6 +417,13 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         return ws
 
     # -- what the worker asks -----------------------------------------------
+
+    def trust(self) -> None:
+        """Judge whether the peer is a trusted proxy (--forwarded-allow-ips):
+        once, when the connection is made, and again by whatever replaces
+        `client` before the first request (the PROXY protocol's header)."""
+        proxy = self.state.proxy_headers
+        self._proxy = proxy if proxy is not None and proxy.trusts(self.client) else None
 
     def check_deadline(self, now: float) -> bool:
         """Called by the sweep: act on a passed deadline; True if it did."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from twincorn.exchange import Adapter
 from twincorn.http import RequestPolicy
+from twincorn.http.forwarded import ProxyHeaders
 from twincorn.server.websocket import WebSocketTimeouts
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ class WorkerState:
     max_connections: int = 1000
     drain_limit: int = 1 << 20  # unread body bytes discarded before closing
     max_pipeline: int = 32  # parsed requests queued before reading pauses
+    #: Whose proxy headers to believe (--forwarded-allow-ips); None with
+    #: --no-proxy-headers. Judged once per connection (HttpConnection.trust).
+    proxy_headers: ProxyHeaders | None = None
     #: Called with (connection, exchange, seconds) after each response.
     access_log: Callable[..., None] | None = None
     #: Every open connection: HTTP, and the WebSockets they became.

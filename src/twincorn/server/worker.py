@@ -18,6 +18,7 @@ from twincorn.asgi import ASGIAdapter, ASGIExchange, LifespanFailure
 from twincorn.asgi_websocket import WebSocketExchange, WebSocketOptions
 from twincorn.config import Config
 from twincorn.exchange import SERVING, Adapter
+from twincorn.http.forwarded import ProxyHeaders
 from twincorn.importer import AppLoadError, app_label, load
 from twincorn.logs import access_logger, escape
 from twincorn.server.listener import Listener, describe, raise_descriptor_limit
@@ -25,6 +26,7 @@ from twincorn.server.protocol import HttpConnection
 from twincorn.server.recycle import Recycler
 from twincorn.server.state import Timeouts, WorkerState
 from twincorn.server.websocket import WebSocketTimeouts
+from twincorn.trusted import TrustedPeers
 from twincorn.ws.core import (
     CLOSE_GOING_AWAY,
     CLOSE_SERVICE_RESTART,
@@ -127,6 +129,8 @@ class Worker:
             max_connections=config.worker_connections,
             drain_limit=config.drain_limit,
             access_log=access_logger(config.access_log_format) if config.access_log else None,
+            proxy_headers=(ProxyHeaders(TrustedPeers(config.forwarded_allow_ips))
+                           if config.proxy_headers else None),
             now=loop.time(),
         )
         self.listener = Listener(loop, sockets, lambda: HttpConnection(self.state), self._busy,

@@ -28,7 +28,6 @@ from twincorn.address import DEFAULT_BIND, DEFAULT_PORT, AddressError, parse_add
 from twincorn.config_file import DEFAULT_FILE, ConfigFileError, read_config_file
 from twincorn.extras import install_hint
 from twincorn.http import RequestPolicy
-from twincorn.trusted import TrustedPeers, TrustError
 from twincorn.settings.application import ApplicationSettings
 from twincorn.settings.connections import ConnectionSettings
 from twincorn.settings.development import DevelopmentSettings
@@ -39,6 +38,7 @@ from twincorn.settings.listening import ListenSettings
 from twincorn.settings.logs import LogSettings
 from twincorn.settings.processes import ProcessSettings
 from twincorn.settings.websockets import WebSocketSettings
+from twincorn.trusted import TrustedPeers, TrustError
 from twincorn.units import format_duration, format_size, parse_duration, parse_size
 
 ENV_PREFIX = "TWINCORN_"

@@ -281,5 +281,5 @@ def test_never_raises(headers: list[tuple[bytes, bytes]], peer: tuple[str, int] 
         assert view.client is None or (isinstance(view.client[0], str)
                                        and 0 <= view.client[1] <= 65535)
         assert view.server is None or 0 < view.server[1] <= 65535 or view.server == SERVER
-        assert view.host is None or b"\r" not in view.host and b"\n" not in view.host
+        assert view.host is None or (b"\r" not in view.host and b"\n" not in view.host)
         view.headers(headers)

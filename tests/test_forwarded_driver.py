@@ -52,8 +52,8 @@ def worker(interface: str, spec: str | None = DEFAULT, **settings: Any) -> FakeW
     app = asgi_app if interface == "asgi" else wsgi_app
     proxy = None if spec is None else ProxyHeaders(TrustedPeers(spec))
     ws = WebSocketOptions(backend="websockets", open=opener("websockets"), limits=Limits())
-    extra = {"ws": ws} if interface == "asgi" else {}
-    return FakeWorker(app, interface, proxy_headers=proxy, **extra, **settings)
+    return FakeWorker(app, interface, ws=ws if interface == "asgi" else None,
+                      proxy_headers=proxy, **settings)
 
 
 @pytest.fixture

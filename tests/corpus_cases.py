@@ -53,7 +53,6 @@ UNSUPPORTED_OPTIONS = frozenset(
         "casefold_http_method",
         "permit_unconventional_http_method",
         "strip_header_spaces",
-        "forwarded_allow_ips",
     }
 )
 
@@ -64,7 +63,10 @@ MAPPED_OPTIONS = {
     "limit_request_field_size": "limit_request_field_size",
     "permit_obsolete_folding": "permit_obsolete_folding",
     "proxy_protocol": "proxy_protocol",
+    "forwarded_allow_ips": "forwarded_allow_ips",
 }
+#: Mapped settings of the server, not of the HTTP core's RequestPolicy.
+SERVER_OPTIONS = frozenset({"forwarded_allow_ips"})
 # gunicorn reads limit_request_field_size=0 as "its default", 8190.
 _GUNICORN_DEFAULT_FIELD_SIZE = 8190
 
@@ -72,7 +74,6 @@ _GUNICORN_DEFAULT_FIELD_SIZE = 8190
 #: so that a new option in twincorn or in the corpus is noticed).
 SKIPPED_FOR_OPTIONS = frozenset(
     {
-        "invalid/019",  # forwarded_allow_ips
         "invalid/040",  # header_map
         "invalid/chunked_07",  # header_map
         "valid/028",  # strip_header_spaces
@@ -130,6 +131,12 @@ ACCEPTED_BY_POLICY: dict[str, str] = {
         "two Content-Type fields: gunicorn refuses them; RFC 9110 s5.3 does not "
         "ask a server to, and neither llhttp nor twincorn does (ASGI gets both, "
         "WSGI's CONTENT_TYPE joins them with ',')"
+    ),
+    "invalid/019": (
+        "X-Forwarded-Proto: https with X-Forwarded-Ssl: off from a trusted peer: "
+        "gunicorn's secure_scheme_headers disagree and it refuses the request; "
+        "twincorn reads X-Forwarded-Proto only, so the scheme is https "
+        "(tests/test_forwarded_driver.py checks it)"
     ),
 }
 
@@ -255,6 +262,11 @@ class Case:
     def proxy_protocol(self) -> bool:
         """The case begins with a PROXY header (or should: PROXY_HEADER_REQUIRED)."""
         return bool(self.gunicorn_settings.get("proxy_protocol"))
+
+    @property
+    def policy_settings(self) -> dict[str, Any]:
+        """The settings of the HTTP core (RequestPolicy) among them."""
+        return {k: v for k, v in self.settings.items() if k not in SERVER_OPTIONS}
 
     @property
     def lacks_host(self) -> bool:

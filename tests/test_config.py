@@ -149,3 +149,21 @@ def test_proxy_protocol_settings() -> None:
     c = config.build(environ={"TWINCORN_PROXY_PROTOCOL": "1",
                               "TWINCORN_PROXY_ALLOW_IPS": "10.0.0.0/8"})
     assert c.proxy_protocol is True and c.proxy_allow_ips == "10.0.0.0/8"
+
+
+def test_forwarded_allow_ips_from_the_peers_environment_variable() -> None:
+    from twincorn.trusted import DEFAULT
+
+    assert config.build(environ={}).forwarded_allow_ips == DEFAULT
+    peers = {"FORWARDED_ALLOW_IPS": "10.0.0.1"}
+    assert config.build(environ=peers).forwarded_allow_ips == "10.0.0.1"
+    both = {**peers, "TWINCORN_FORWARDED_ALLOW_IPS": "10.0.0.2"}
+    assert config.build(environ=both).forwarded_allow_ips == "10.0.0.2"
+    flag = {"forwarded_allow_ips": "10.0.0.3"}
+    assert config.build(cli=flag, environ=both).forwarded_allow_ips == "10.0.0.3"
+    listed = config.build(environ={}, forwarded_allow_ips=["10.0.0.1", "fd00::/8"])
+    assert listed.forwarded_allow_ips == "10.0.0.1,fd00::/8"
+    with pytest.raises(config.ConfigError, match=r"'10\.0\.0\.0/33' is not a network"):
+        config.build(environ={"FORWARDED_ALLOW_IPS": "10.0.0.0/33"})
+    with pytest.raises(config.ConfigError, match="forwarded_allow_ips: expected"):
+        config.build(environ={}, forwarded_allow_ips=3)

@@ -192,7 +192,7 @@ def test_corpus_case(name: str) -> None:
     case = get_case(name)
     skip_if_options_missing(case)
     # gunicorn does not require Host: neither does this run (test_no_host_*).
-    settings = {**case.settings, "require_host": False}
+    settings = {**case.policy_settings, "require_host": False}
     if name in LIMIT_ACCOUNTING:
         settings.update(LIMIT_ACCOUNTING[name][0])
     outcome = parse_every_way(case, **settings)
@@ -243,7 +243,7 @@ def check_proxy_case(case: Case, outcome: Outcome) -> None:
 def test_no_host_refused_by_default(name: str) -> None:
     case = get_case(name)
     skip_if_options_missing(case)
-    outcome = parse_every_way(case, **case.settings)
+    outcome = parse_every_way(case, **case.policy_settings)
     error = refused_after_good_ones(case, outcome)
     if name not in REFUSED_BY_POLICY:
         assert (error.status, error.reason) == (400, "HTTP/1.1 request without a Host header")
@@ -273,7 +273,7 @@ def test_limit_accounting_under_gunicorn_settings(name: str) -> None:
     case belongs with the plain invalid ones (remove it from LIMIT_ACCOUNTING).
     """
     case = get_case(name)
-    outcome = parse_every_way(case, **case.settings, require_host=False)
+    outcome = parse_every_way(case, **case.policy_settings, require_host=False)
     assert outcome.error is None
     assert len(outcome.complete) == 1
 

@@ -60,7 +60,10 @@ def capture(seen: list[Environ]) -> App:
 
 def test_environ_is_complete_and_right(serve: Serve, error_log: ErrorLog) -> None:
     seen: list[Environ] = []
-    server = serve(capture(seen), root_path="/mount", interface="wsgi")
+    # The loopback peer is a trusted proxy by default: its X-Forwarded-For
+    # would set REMOTE_ADDR (tests/test_forwarded_driver.py); not here.
+    server = serve(capture(seen), root_path="/mount", interface="wsgi",
+                   proxy_headers=False)
     with connect(server.port) as sock:
         sock.sendall(
             b"POST /caf%C3%A9/a%20b?x=1&y=%C3%A9 HTTP/1.1\r\n"

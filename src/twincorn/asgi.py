@@ -174,6 +174,12 @@ class ASGIExchange:
         }
         if channel.tls is not None:
             scope["extensions"] = {"tls": channel.tls.scope}
+        forwarded = request.forwarded
+        if forwarded is not None:  # a trusted proxy's word (http/forwarded.py)
+            scope["client"] = forwarded.client
+            scope["scheme"] = forwarded.scheme
+            scope["server"] = forwarded.server
+            scope["headers"] = forwarded.headers(request.headers)
         context = adapter.context.copy()
         run = self._run(scope)
         if _EAGER:

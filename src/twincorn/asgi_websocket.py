@@ -168,18 +168,24 @@ class WebSocketExchange:
     def _scope(self, backend: Backend) -> Scope:
         adapter, request, channel = self.adapter, self.request, self.channel
         path, raw_path = scope_path(adapter.root_path, adapter.raw_root, request.path)
+        client, scheme, server = channel.client, channel.scheme, channel.server
+        headers = request.headers
+        forwarded = request.forwarded
+        if forwarded is not None:  # a trusted proxy's word (http/forwarded.py)
+            client, scheme, server = forwarded.client, forwarded.scheme, forwarded.server
+            headers = forwarded.headers(headers)
         return {
             "type": "websocket",
             "asgi": ASGI_VERSION,
             "http_version": request.http_version,
-            "scheme": "wss" if channel.scheme == "https" else "ws",
-            "server": channel.server,
-            "client": channel.client,
+            "scheme": "wss" if scheme == "https" else "ws",
+            "server": server,
+            "client": client,
             "root_path": adapter.root_path,
             "path": path,
             "raw_path": raw_path,
             "query_string": request.query,
-            "headers": request.headers,
+            "headers": headers,
             "subprotocols": backend.subprotocols,
             "state": adapter.lifespan.state.copy() if adapter.lifespan.state else {},
             "extensions": _EXTENSIONS if channel.tls is None else {

@@ -31,6 +31,7 @@ from twincorn.http import RequestPolicy
 from twincorn.settings.application import ApplicationSettings
 from twincorn.settings.connections import ConnectionSettings
 from twincorn.settings.development import DevelopmentSettings
+from twincorn.settings.forwarded import ForwardedSettings
 from twincorn.settings.hooks import HookSettings
 from twincorn.settings.http import HttpSettings
 from twincorn.settings.listening import ListenSettings
@@ -43,6 +44,9 @@ from twincorn.trusted import TrustedPeers, TrustError
 from twincorn.units import format_duration, format_size, parse_duration, parse_size
 
 ENV_PREFIX = "TWINCORN_"
+#: gunicorn's and uvicorn's environment variable for --forwarded-allow-ips
+#: (TWINCORN_FORWARDED_ALLOW_IPS wins over it).
+PEER_FORWARDED_ENV = "FORWARDED_ALLOW_IPS"
 #: How a master re-executed by USR2 learns its predecessor's sockets: a
 #: comma-separated list of inherited file descriptors (server/listener.py).
 #: Not a setting, though it shares the prefix.
@@ -57,6 +61,7 @@ class Config(
     LogSettings,
     ProxyProtocolSettings,
     TlsSettings,
+    ForwardedSettings,
     WebSocketSettings,
     HttpSettings,
     ConnectionSettings,
@@ -281,6 +286,22 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"proxy_allow_ips: {exc}", "proxy_allow_ips") from None
     _check_binds(config)
     _check_tls(config)
+    return _check_forwarded(config)
+
+
+def _check_forwarded(config: Config) -> Config:
+    """--forwarded-allow-ips read once, here: a bad entry is one line at
+    start. A list (from a config file or twincorn.run) becomes its text."""
+    value: Any = config.forwarded_allow_ips
+    if not isinstance(value, str):
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"forwarded_allow_ips: expected a comma-separated list of "
+                              f"addresses, got {value!r}", "forwarded_allow_ips")
+        config = dataclasses.replace(config, forwarded_allow_ips=",".join(value))
+    try:
+        TrustedPeers(config.forwarded_allow_ips)
+    except TrustError as exc:
+        raise ConfigError(f"forwarded_allow_ips: {exc}", "forwarded_allow_ips") from None
     return config
 
 
@@ -312,11 +333,14 @@ def _check_binds(config: Config) -> None:
 
 def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The settings given as TWINCORN_<NAME> environment variables (and
-    WEB_CONCURRENCY, the platforms' name for the number of workers)."""
+    WEB_CONCURRENCY, the platforms' name for the number of workers, and
+    FORWARDED_ALLOW_IPS, gunicorn's and uvicorn's; TWINCORN_* win)."""
     environ = os.environ if environ is None else environ
     found: dict[str, Any] = {}
     if environ.get("WEB_CONCURRENCY"):
         found["workers"] = convert("workers", environ["WEB_CONCURRENCY"])
+    if environ.get(PEER_FORWARDED_ENV):
+        found["forwarded_allow_ips"] = environ[PEER_FORWARDED_ENV]
     for key, text in environ.items():
         if not key.startswith(ENV_PREFIX) or key == UPGRADE_ENV:
             continue

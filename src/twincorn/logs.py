@@ -130,8 +130,10 @@ def access_logger(fmt: str) -> Callable[[Any, Exchange, float], None]:
 
     def log_access(conn: Any, exchange: Exchange, seconds: float) -> None:
         if access_log.isEnabledFor(logging.INFO):
+            forwarded = exchange.request.forwarded  # a trusted proxy's word
+            client = conn.client if forwarded is None else forwarded.client
             try:
-                access_log.info(fmt, _Atoms(conn.client, exchange, seconds))
+                access_log.info(fmt, _Atoms(client, exchange, seconds))
             except (KeyError, ValueError, TypeError) as exc:
                 error_log.error("bad access log format %r: %r", fmt, exc)
 

@@ -75,8 +75,6 @@ G, U, L = (Peer.GUNICORN,), (Peer.UVICORN,), (Peer.LOCUST,)
 GU = (Peer.GUNICORN, Peer.UVICORN)
 SAME, ALIAS, SPELLED, MISSING, LATER = (Verdict.SAME, Verdict.ALIAS, Verdict.SPELLED,
                                         Verdict.MISSING, Verdict.LATER)
-_PROXY = ("proxy headers (X-Forwarded-For, Forwarded) are not yet in twincorn: the "
-          "application sees the proxy's address")
 _LOGCONFIG = ("twincorn logs to the standard loggers twincorn.error and twincorn.access: "
               "configure them with logging.config from the application, or use --log-level, "
               "--error-logfile and --access-logfile")
@@ -184,8 +182,13 @@ TABLE: tuple[PeerFlag, ...] = (
            "twincorn always sends Date (RFC 9110 section 6.6.1)"),
     _serve(U, "--header", MISSING, "",
            "set response headers in the application, or in a middleware"),
-    _serve(GU, "--forwarded-allow-ips", LATER, "", _PROXY, "forwarded_allow_ips"),
-    _serve(U, "--proxy-headers --no-proxy-headers", LATER, "", _PROXY),
+    _serve(GU, "--forwarded-allow-ips", SAME, "--forwarded-allow-ips",
+           "default 127.0.0.1,::1,unix; FORWARDED_ALLOW_IPS read too. Their X-Forwarded-For, "
+           "-Proto, -Host, -Port and Forwarded set the client, scheme and host "
+           "(docs/deployment.md); gunicorn's secure_scheme_headers is not built: "
+           "X-Forwarded-Proto is read, X-Forwarded-Ssl and X-Forwarded-Protocol are not"),
+    _serve(U, "--proxy-headers --no-proxy-headers", SAME, "--proxy-headers",
+           "on by default, as in uvicorn"),
     _serve(G, "--proxy-protocol", SAME, "--proxy-protocol",
            "a switch: both versions are read (gunicorn's auto; its off, v1, v2 are not "
            "taken); from --proxy-allow-ips the header is required (a connection without one "

@@ -36,6 +36,7 @@ from urllib.parse import unquote_to_bytes
 from twincorn.exchange import SERVING, Channel
 from twincorn.http import Request
 from twincorn.http.errors import ResponseError
+from twincorn.http.forwarded import Forwarded
 from twincorn.http.request import RequestLine
 from twincorn.http.response import ResponseWriter, encode_error_response
 
@@ -72,6 +73,27 @@ def environ_key(name: bytes) -> str | None:
     if len(_KEYS) < 4096:
         _KEYS[name] = key
     return key
+
+
+def _forwarded_environ(environ: dict[str, Any], forwarded: Forwarded) -> None:
+    """A trusted proxy's word (http/forwarded.py) over the connection's
+    keys. A client the proxy hid has no REMOTE_ADDR (as a unix: socket's
+    peer); one given without a port, no REMOTE_PORT. The X-Forwarded-*
+    headers themselves stay, as HTTP_X_FORWARDED_*."""
+    client = forwarded.client
+    environ.pop("REMOTE_ADDR", None)
+    environ.pop("REMOTE_PORT", None)
+    if client is not None:
+        environ["REMOTE_ADDR"] = client[0]
+        if client[1]:
+            environ["REMOTE_PORT"] = str(client[1])
+    environ["wsgi.url_scheme"] = forwarded.scheme
+    server = forwarded.server
+    if server is not None:
+        environ["SERVER_NAME"] = server[0]
+        environ["SERVER_PORT"] = str(server[1])
+    if forwarded.host is not None:
+        environ["HTTP_HOST"] = forwarded.host.decode("latin-1")
 
 
 class FileWrapper:
@@ -386,6 +408,8 @@ class WSGIExchange:
             # frameworks that trust only CONTENT_LENGTH (Django, Falcon)
             # would otherwise read nothing of a chunked body.
             environ["CONTENT_LENGTH"] = str(self._size)
+        if request.forwarded is not None:
+            _forwarded_environ(environ, request.forwarded)
         return environ
 
     def _connection_environ(self) -> dict[str, Any]:

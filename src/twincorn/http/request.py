@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from twincorn.http.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from twincorn.http.forwarded import Forwarded
 
 # RFC 3986 section 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 # followed by an authority (section 3.2): [ userinfo "@" ] host [ ":" port ],
@@ -57,13 +61,16 @@ class Request:
     `headers` keeps every field line in order, names lower-cased (the form
     ASGI wants; WSGI upper-cases them again), values with surrounding
     whitespace removed. `path` and `query` are raw bytes, not yet decoded:
-    each adapter decodes them the way its spec asks.
+    each adapter decodes them the way its spec asks. `forwarded` is what a
+    trusted proxy's headers say (http/forwarded.py), set by the connection
+    driver; None for the connection's own view.
     """
 
     __slots__ = (
         "chunked",
         "content_length",
         "expect_continue",
+        "forwarded",
         "headers",
         "host",
         "http_version",
@@ -90,6 +97,7 @@ class Request:
         self.content_length: int | None = None
         self.chunked = False
         self.upgrade = False
+        self.forwarded: Forwarded | None = None
 
     @property
     def has_body(self) -> bool:

@@ -72,6 +72,7 @@ from twincorn.server.websocket import WebSocketConnection
 
 if TYPE_CHECKING:
     from twincorn.exchange import Exchange, TlsInfo, WebSocketChannel, WebSocketSession
+    from twincorn.http.forwarded import ProxyHeaders
     from twincorn.server.state import WorkerState
     from twincorn.ws import Backend
 
@@ -144,6 +145,9 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self.scheme = "http"
         self.tls: TlsInfo | None = None  # set by server/tls.py's TlsConnection
         self.adapter_state: Any = None
+        # The proxy-headers policy if the peer is a trusted proxy, else None:
+        # judged once (trust()), so that other requests pay one test.
+        self._forwarded: ProxyHeaders | None = None  # a trusted proxy's headers are read
         self.parser = RequestParser(self, state.policy)
         self._phase = _OPEN
         self._proxy: ProxyHeaderReader | None = None  # in Phase.PROXY
@@ -182,6 +186,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self.transport = transport = cast(asyncio.Transport, transport)
         self.client = _address(transport.get_extra_info("peername"))
         self.server = _address(transport.get_extra_info("sockname"))
+        self.trust()
         state = self.state
         state.connections.add(self)
         state.fresh += 1
@@ -308,6 +313,10 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 
     def on_request(self, request: Request) -> None:
         self._requests += 1
+        proxy = self._forwarded
+        if proxy is not None:
+            request.forwarded = proxy.resolve(request.headers, self.client, self.scheme,
+                                              self.server, request.host)
         exchange = self.state.adapter.new_exchange(request, self)
         self._parsing = exchange
         self._pending.append(exchange)
@@ -458,6 +467,13 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
 
     # -- what the worker asks -----------------------------------------------
 
+    def trust(self) -> None:
+        """Judge whether the peer is a trusted proxy (--forwarded-allow-ips):
+        once, when the connection is made, and again by whatever replaces
+        `client` before the first request (the PROXY protocol's header)."""
+        proxy = self.state.proxy_headers
+        self._forwarded = proxy if proxy is not None and proxy.trusts(self.client) else None
+
     def check_deadline(self, now: float) -> bool:
         """Called by the sweep: act on a passed deadline; True if it did."""
         if self._send_due and now >= self._send_due:
@@ -546,6 +562,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self._proxy = None
         if header.source is not None:
             self.client, self.server = header.source, header.destination
+            self.trust()  # the real client now: is it a trusted proxy?
         log.debug("PROXY v%d header (%s): client %s, server %s", header.version,
                   header.kind.value, self.client, self.server)
         self._phase = _OPEN

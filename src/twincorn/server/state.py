@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from twincorn.exchange import Adapter
 from twincorn.http import RequestPolicy
+from twincorn.http.forwarded import ProxyHeaders
 from twincorn.server.websocket import WebSocketTimeouts
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ class WorkerState:
     #: --proxy-protocol: the peers whose connections begin with a PROXY
     #: header (--proxy-allow-ips); None when the setting is off.
     proxy_peers: TrustedPeers | None = None
+    #: Whose proxy headers to believe (--forwarded-allow-ips); None with
+    #: --no-proxy-headers. Judged once per connection (HttpConnection.trust).
+    proxy_headers: ProxyHeaders | None = None
     #: Called with (connection, exchange, seconds) after each response.
     access_log: Callable[..., None] | None = None
     #: Every open connection: HTTP, and the WebSockets they became.

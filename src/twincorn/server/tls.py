@@ -83,6 +83,7 @@ class TlsConnection(HttpConnection):
         proxied = self.proxied
         if proxied is not None and proxied.source is not None:
             self.client, self.server = proxied.source, proxied.destination
+            self.trust()  # judged again, of the real client
 
     def eof_received(self) -> bool:
         # The client's close_notify: asyncio's TLS transport closes the

@@ -18,6 +18,7 @@ from twincorn.asgi import ASGIAdapter, ASGIExchange, LifespanFailure
 from twincorn.asgi_websocket import WebSocketExchange, WebSocketOptions
 from twincorn.config import Config
 from twincorn.exchange import SERVING, Adapter
+from twincorn.http.forwarded import ProxyHeaders
 from twincorn.importer import AppLoadError, app_label, load
 from twincorn.logs import access_logger, escape
 from twincorn.server.listener import Listener, describe, raise_descriptor_limit
@@ -133,6 +134,8 @@ class Worker:
             drain_limit=config.drain_limit,
             access_log=access_logger(config.access_log_format) if config.access_log else None,
             proxy_peers=TrustedPeers(config.proxy_allow_ips) if config.proxy_protocol else None,
+            proxy_headers=(ProxyHeaders(TrustedPeers(config.forwarded_allow_ips))
+                           if config.proxy_headers else None),
             now=loop.time(),
         )
         # The master's TLS setup (read at start, again on HUP); made here

@@ -135,18 +135,11 @@ def describe(rows: Sequence[Row], args: argparse.Namespace) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = options.parser(__doc__)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run (10)")
-    parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of load before each run (2)")
-    parser.add_argument("--rounds", type=int, default=1, help="runs per server, median shown (1)")
+    hello.add_wrk_arguments(parser)
     parser.add_argument("--only", choices=LOADS, help="only one of the two loads")
     options.add_output(parser, json="also save the results as JSON")
     args = parser.parse_args(argv)
-    if min(args.duration, args.connections, args.threads, args.rounds) < 1 or args.warmup < 0:
-        parser.error("--duration, --connections, --threads, --rounds must be > 0, --warmup >= 0")
-    if args.connections < args.threads:
-        parser.error("wrk needs at least as many connections as threads")
+    hello.check_wrk_arguments(parser, args)
     return args
 
 

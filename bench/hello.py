@@ -30,7 +30,7 @@ import json
 import statistics
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -148,8 +148,17 @@ def measure(server: Server, args: argparse.Namespace) -> Sample:
         return Sample(result.rps, result.latency_ms(50), result.latency_ms(99), result.errors)
 
 
-def run_rounds(rows: Sequence[Row], args: argparse.Namespace) -> None:
-    for turn, row in rounds.rounds(args.rounds, [rows], lambda r: r.label, lambda r: not r.problem):
+def run_rounds(
+    rows: Sequence[Row],
+    args: argparse.Namespace,
+    measure: Callable[[Server, argparse.Namespace], Sample] = measure,
+    groups: Sequence[Sequence[Row]] | None = None,
+) -> None:
+    """Each row measured round by round, the servers of each group taking
+    turns (rounds.py); a row that fails keeps its problem and its samples.
+    bench/tls.py runs its own `measure` here, a group per load."""
+    for turn, row in rounds.rounds(args.rounds, groups or [rows], lambda r: r.label,
+                                   lambda r: not r.problem):
         try:
             row.samples.append(measure(row.server, args))
         except RunFailed as exc:

@@ -109,14 +109,7 @@ def measure(server: Server, args: argparse.Namespace) -> Sample:
 
 def run_rounds(rows: Sequence[Row], args: argparse.Namespace) -> None:
     groups = [[row for row in rows if row.server.app == kind] for kind in LOADS]
-    for turn, row in rounds.rounds(args.rounds, groups, lambda r: r.label,
-                                   lambda r: not r.problem):
-        try:
-            row.samples.append(measure(row.server, args))
-        except RunFailed as exc:
-            when = f"failed in round {turn}" if turn > 1 else "unavailable"
-            row.problem = f"{when}: {exc}"
-            rounds.say(f"  {row.label} {row.problem}")
+    hello.run_rounds(rows, args, measure, groups)
 
 
 COLUMNS = ("load", *hello.COLUMNS[1:])
